@@ -1,0 +1,82 @@
+"""Scaled dot-product attention, and full softmax self-attention with the Linformer's interface.
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d) V                    (Vaswani et al. 2017, eq. 1)
+
+`attend` is the one place attention is computed in this package. Its fast path is PyTorch's fused
+`scaled_dot_product_attention`; beside it is the plain version a learner can follow line by line.
+Both give the same numbers (tests/test_attention.py checks it).
+
+`FullSelfAttention` is the quadratic baseline every notebook and benchmark compares the Linformer against:
+the same constructor arguments, forward signature and parameter names as `LinformerSelfAttention`,
+minus the sequence projections.
+"""
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ._checks import check_heads, check_last_dim, check_mask, check_positive_int
+
+
+def attend(q, k, v, *, mask=None, causal=False, dropout=None, fast=True):
+    """softmax(q kᵀ / √d) v for q (b, h, n, d) and k, v (b, h, m, d).
+
+    mask:    bool, broadcastable to (b, h, n, m); True = may attend.
+    causal:  query i attends to keys j <= i only (needs n == m).
+    dropout: an `nn.Dropout` applied to the attention weights (explicit path only, so its random mask is drawn
+             exactly as the reference implementation draws it).
+    fast:    use the fused kernel; the explicit path runs when fast=False or when dropout is active.
+    """
+    if causal and mask is not None:   # the fused kernel takes one or the other: fold causality into the mask
+        n, m = q.shape[-2], k.shape[-2]
+        mask, causal = mask & torch.ones(n, m, dtype=torch.bool, device=q.device).tril(), False
+    dropout_active = dropout is not None and dropout.training and dropout.p > 0
+    if fast and not dropout_active:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (b, h, n, d)
+    return attention_weights(q, k, mask=mask, causal=causal, dropout=dropout) @ v   # (b, h, n, d)
+
+
+def attention_weights(q, k, *, mask=None, causal=False, dropout=None):
+    """The attention map softmax(q kᵀ / √d): (b, h, n, m), each row sums to 1."""
+    scores = torch.einsum("bhnd,bhmd->bhnm", q, k) * q.shape[-1] ** -0.5   # (b, h, n, m)
+    if causal:
+        n, m = scores.shape[-2:]
+        future = torch.ones(n, m, dtype=torch.bool, device=q.device).triu(1)   # (n, m) True above the diagonal
+        scores = scores.masked_fill(future, float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)                                          # (b, h, n, m)
+    return dropout(weights) if dropout is not None else weights
+
+
+class FullSelfAttention(nn.Module):
+    """Multi-head softmax attention over all n positions: O(n²) time and memory.
+
+    Parameters are named as in `LinformerSelfAttention` (to_q, to_k, to_v, to_out), so the two swap freely.
+    """
+
+    def __init__(self, dim, heads=8, dim_head=None, causal=False, dropout=0.):
+        super().__init__()
+        dim_head = check_heads(dim, heads, dim_head)
+        self.dim, self.heads, self.dim_head, self.causal = dim, heads, dim_head, causal
+        inner = heads * dim_head
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_k = nn.Linear(dim, inner, bias=False)
+        self.to_v = nn.Linear(dim, inner, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.to_out = nn.Linear(inner, dim)
+
+    def forward(self, x, context=None, mask=None):
+        """x (b, n, dim); context (b, m, dim) for cross-attention; mask (b, m) bool, True = keep."""
+        check_last_dim("x", x, self.dim)
+        kv_input = x if context is None else check_last_dim("context", context, self.dim)
+        if self.causal and context is not None:
+            raise ValueError("context: causal attention is self-attention only; got a context, expected None")
+        b, m = kv_input.shape[:2]
+        if mask is not None:
+            mask = rearrange(check_mask(mask, b, m), "b m -> b 1 1 m")         # (b, 1, 1, m)
+        split = lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads)
+        q = split(self.to_q(x))                                                  # (b, h, n, d)
+        k, v = split(self.to_k(kv_input)), split(self.to_v(kv_input))            # (b, h, m, d)
+        out = attend(q, k, v, mask=mask, causal=self.causal, dropout=self.dropout)  # (b, h, n, d)
+        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))              # (b, n, dim)

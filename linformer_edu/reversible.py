@@ -1,0 +1,131 @@
+"""Reversible layers (RevNet, Gomez et al. 2017): activation memory that does not grow with depth.
+
+A reversible block splits its input into two halves and couples them:
+
+    y1 = x1 + f(x2)            x2 = y2 - g(y1)
+    y2 = x2 + g(y1)            x1 = y1 - f(x2)
+
+The right-hand column recovers a block's inputs from its outputs, so the forward pass keeps nothing for
+backward but the last block's output: each block's inputs are recomputed, block by block from the top, while
+the gradient flows down. Memory kept for backward is O(1) in depth instead of O(depth); the price is running
+every f and g a second time.
+
+Dropout inside f and g must draw the same random numbers when recomputed, so each block records the RNG state
+before its forward and replays it. The state is recorded whatever the mode, so backward also works after a
+forward in eval mode.
+
+`SequentialSequence` is the plain stack with the same interface: x = x + f(x); x = x + g(x).
+Parameter names follow the reference implementation (blocks.i.f.net…, layers.i.0…) so checkpoints load.
+"""
+import torch
+from torch import nn
+
+
+class SequentialSequence(nn.Module):
+    """Pre-norm residual stack: x + f(x), then x + g(x), for each (f, g) pair in `layers`."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x, mask=None):
+        for f, g in self.layers:
+            x = x + f(x, mask=mask)   # (b, n, dim)
+            x = x + g(x)              # (b, n, dim)
+        return x
+
+
+class Deterministic(nn.Module):
+    """Runs `net`, recording the RNG state first, so a recomputation draws the same dropout masks."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.cpu_state = None
+        self.cuda_states = None   # (devices, states) when CUDA is in use
+
+    def forward(self, *args, record_rng=False, replay_rng=False, **kwargs):
+        if record_rng:
+            self.cpu_state = torch.get_rng_state()
+            if torch.cuda.is_initialized():
+                devices = list(range(torch.cuda.device_count()))
+                self.cuda_states = devices, [torch.cuda.get_rng_state(d) for d in devices]
+        if not replay_rng:
+            return self.net(*args, **kwargs)
+        devices = self.cuda_states[0] if self.cuda_states else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(self.cpu_state)
+            for device, state in zip(*(self.cuda_states or ((), ()))):
+                torch.cuda.set_rng_state(state, device)
+            return self.net(*args, **kwargs)
+
+
+class ReversibleBlock(nn.Module):
+    """y1 = x1 + f(x2), y2 = x2 + g(y1) on the two halves of the last dimension."""
+
+    def __init__(self, f, g):
+        super().__init__()
+        self.f, self.g = Deterministic(f), Deterministic(g)
+
+    def forward(self, x, mask=None):
+        x1, x2 = x.chunk(2, dim=-1)                                   # (b, n, dim) each
+        y1 = x1 + self.f(x2, record_rng=True, mask=mask)
+        y2 = x2 + self.g(y1, record_rng=True)
+        return torch.cat([y1, y2], dim=-1)                            # (b, n, 2·dim)
+
+    def backward_pass(self, y, dy, mask=None):
+        """From this block's output y and its gradient dy, return its input x and the gradient dx.
+
+        Parameter gradients accumulate into .grad as a side effect, as in any backward pass.
+        """
+        y1, y2 = y.chunk(2, dim=-1)
+        dy1, dy2 = dy.chunk(2, dim=-1)
+        with torch.enable_grad():
+            y1 = y1.detach().requires_grad_()
+            gy1 = self.g(y1, replay_rng=True)
+            torch.autograd.backward(gy1, dy2)              # frees g's graph at once
+        with torch.no_grad():
+            x2 = y2 - gy1
+            dx1 = dy1 + y1.grad
+        del gy1, y2
+        with torch.enable_grad():
+            x2 = x2.detach().requires_grad_()
+            fx2 = self.f(x2, replay_rng=True, mask=mask)
+            torch.autograd.backward(fx2, dx1)              # frees f's graph at once
+        with torch.no_grad():
+            x1 = y1 - fx2
+            dx2 = dy2 + x2.grad
+        return torch.cat([x1, x2.detach()], dim=-1), torch.cat([dx1, dx2], dim=-1)
+
+
+class _ReversibleFunction(torch.autograd.Function):
+    """Runs the blocks without building a graph; keeps only the top output for backward."""
+
+    @staticmethod
+    def forward(ctx, x, blocks, mask):
+        with torch.no_grad():
+            for block in blocks:
+                x = block(x, mask=mask)
+        ctx.blocks, ctx.mask = blocks, mask
+        ctx.save_for_backward(x)   # the only activation kept: (b, n, 2·dim), whatever the depth
+        return x
+
+    @staticmethod
+    def backward(ctx, dy):
+        (y,) = ctx.saved_tensors
+        for block in reversed(ctx.blocks):
+            y, dy = block.backward_pass(y, dy, mask=ctx.mask)
+        return dy, None, None
+
+
+class ReversibleSequence(nn.Module):
+    """The reversible stack: duplicate x into two halves, run the blocks, sum the halves back."""
+
+    def __init__(self, blocks):
+        super().__init__()
+        self.blocks = nn.ModuleList([ReversibleBlock(f, g) for f, g in blocks])
+
+    def forward(self, x, mask=None):
+        x = torch.cat([x, x], dim=-1)                                    # (b, n, 2·dim)
+        x = _ReversibleFunction.apply(x, list(self.blocks), mask)        # (b, n, 2·dim)
+        return torch.stack(x.chunk(2, dim=-1)).sum(dim=0)                # (b, n, dim)
