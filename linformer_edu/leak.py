@@ -1,0 +1,123 @@
+"""Does a model peek at the future? A black-box test for causality.
+
+A next-token model must compute its output at position ``t`` from positions ``0..t`` only. The test here
+does not read the code; it runs the model twice:
+
+    x   = a random input of length n                                  # (b, n) tokens or (b, n, dim) floats
+    x'  = x with every position after t replaced by something else    # same shape, equal at positions <= t
+    change(t) = max | model(x)[:, :t+1] - model(x')[:, :t+1] |         # should be exactly 0 for a causal model
+
+and repeats it for several cut points ``t``. A causal model gives a change of exactly zero (the same numbers
+go into the same arithmetic); a bidirectional one, such as the Linformer's projection of keys and values
+along the sequence (``E K`` mixes *all* positions into every projected key), moves by far more than
+floating-point noise.
+
+    report = leaks_future(model, seq_len=128)    # token model: int inputs drawn from its embedding size
+    report.leaks, report.max_change              # bool, {t: largest change at positions <= t}
+    if leaks_future(layer, 64, dim=32): ...      # a report is truthy when it leaks
+"""
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class LeakReport:
+    """What ``leaks_future`` measured: per cut point ``t``, how far outputs at positions ``<= t`` moved."""
+    positions: list          # the cut points t that were probed
+    max_change: dict         # t -> largest |change| of any output at positions <= t
+    profile: dict = field(repr=False)  # t -> (n,) largest |change| at each position (for plots)
+    tolerance: float = 1e-5
+
+    @property
+    def leaks(self) -> bool:
+        """True when some output at or before a cut point moved by more than ``tolerance``."""
+        return any(change > self.tolerance for change in self.max_change.values())
+
+    @property
+    def worst(self) -> float:
+        return max(self.max_change.values())
+
+    def __bool__(self) -> bool:
+        return self.leaks
+
+
+def _probe_kind(model, num_tokens, dim):
+    """('tokens', vocab size) or ('floats', feature size): from the arguments, else from the model's layers."""
+    if num_tokens is not None and dim is not None:
+        raise ValueError(f"give num_tokens (token model) or dim (float inputs), not both: got "
+                         f"num_tokens={num_tokens!r} and dim={dim!r}")
+    if num_tokens is not None:
+        return "tokens", num_tokens
+    if dim is not None:
+        return "floats", dim
+    for module in model.modules():  # the first layer that meets the input tells us what the input is
+        if isinstance(module, nn.Embedding):
+            return "tokens", module.num_embeddings
+        if isinstance(module, nn.Linear):
+            return "floats", module.in_features
+    raise ValueError("cannot tell what input the model takes: pass num_tokens= for a token model "
+                     "or dim= for float inputs of shape (batch, n, dim)")
+
+
+def _first_output(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@torch.no_grad()
+def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, batch=2,
+                 tolerance=1e-5, seed=0, device=None) -> LeakReport:
+    """Perturb everything after position ``t`` and measure how much the outputs at positions ``<= t`` move.
+
+    model:      maps (batch, seq_len) int tokens, or (batch, seq_len, dim) floats, to (batch, seq_len, ...).
+    seq_len:    length of the probe sequences.
+    positions:  cut points t to probe (default: five spread over the sequence, first and last included).
+    num_tokens / dim: the input kind; by default read from the model's first Embedding or Linear layer.
+    tolerance:  largest change still called "no leak" (a causal model gives exactly 0).
+    The model is probed in eval mode (dropout off) and put back into the mode it was in.
+    """
+    if not isinstance(seq_len, int) or seq_len < 2:
+        raise ValueError(f"seq_len must be an int >= 2 (a future needs two positions), got {seq_len!r}")
+    if positions is None:
+        positions = sorted({0, seq_len // 4, seq_len // 2, (3 * seq_len) // 4, seq_len - 2})
+    positions = [int(t) for t in positions]
+    for t in positions:
+        if not 0 <= t <= seq_len - 2:
+            raise ValueError(f"positions must lie in [0, seq_len - 2] = [0, {seq_len - 2}] so that some "
+                             f"future follows them, got {t}")
+    kind, size = _probe_kind(model, num_tokens, dim)
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    gen = torch.Generator().manual_seed(seed)
+
+    def fresh(shape_n):  # a random input of length shape_n, made on the CPU so it is the same everywhere
+        if kind == "tokens":
+            return torch.randint(0, size, (batch, shape_n), generator=gen)
+        return torch.randn(batch, shape_n, size, generator=gen)
+
+    was_training = model.training
+    model.eval()
+    try:
+        x = fresh(seq_len)                                        # (b, n) or (b, n, dim)
+        base = _first_output(model(x.to(device))).float()         # (b, n, ...)
+        if base.shape[:2] != (batch, seq_len):
+            raise ValueError(f"the model's output must start with (batch, seq_len) = {(batch, seq_len)}, "
+                             f"got shape {tuple(base.shape)}")
+        max_change, profile = {}, {}
+        for t in positions:
+            other = x.clone()
+            if kind == "tokens":  # shift each future token by 1..size-1: every one really changes
+                shift = torch.randint(1, size, (batch, seq_len - t - 1), generator=gen)
+                other[:, t + 1:] = (x[:, t + 1:] + shift) % size
+            else:
+                other[:, t + 1:] = fresh(seq_len - t - 1)
+            out = _first_output(model(other.to(device))).float()  # (b, n, ...)
+            diff = (out - base).abs().reshape(batch, seq_len, -1)  # (b, n, features)
+            per_position = diff.amax(dim=(0, 2)).cpu()             # (n,)
+            profile[t] = per_position
+            max_change[t] = per_position[: t + 1].max().item()
+    finally:
+        model.train(was_training)
+    return LeakReport(positions, max_change, profile, tolerance)

@@ -1,0 +1,140 @@
+"""leaks_future: finds a leak from the future wherever one is, and calls a causal model causal."""
+import pytest
+import torch
+import torch.nn.functional as F
+from linformer import LinformerLM as ReferenceLinformerLM
+from torch import nn
+
+from linformer_edu.leak import LeakReport, leaks_future
+
+
+class TinyCausalLM(nn.Module):
+    """Token model with causal softmax attention: leak-free by construction."""
+
+    def __init__(self, num_tokens=11, dim=16, heads=2, causal=True):
+        super().__init__()
+        self.emb, self.qkv, self.out = nn.Embedding(num_tokens, dim), nn.Linear(dim, 3 * dim), nn.Linear(dim, num_tokens)
+        self.heads, self.causal = heads, causal
+
+    def forward(self, tokens):
+        b, n = tokens.shape
+        x = self.emb(tokens)                                                      # (b, n, dim)
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (b, h, n, d) each
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)        # (b, h, n, d)
+        return self.out(x + y.transpose(1, 2).reshape(b, n, -1))                  # (b, n, num_tokens)
+
+
+class PeekAhead(nn.Module):
+    """Causal except that position i also sees position i + 1: the smallest possible leak."""
+
+    def __init__(self, num_tokens=11, dim=8):
+        super().__init__()
+        self.emb = nn.Embedding(num_tokens, dim)
+
+    def forward(self, tokens):
+        x = self.emb(tokens)                                    # (b, n, dim)
+        return x + 1e-3 * F.pad(x[:, 1:], (0, 0, 0, 1))         # (b, n, dim)
+
+
+class ReverseCumsum(nn.Module):
+    """A float layer whose output at i sums inputs at positions >= i: leaks everywhere."""
+
+    def __init__(self, dim=6):
+        super().__init__()
+        self.lin = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return self.lin(x).flip(1).cumsum(1).flip(1)           # (b, n, dim)
+
+
+def test_reference_linformer_leaks():
+    torch.manual_seed(0)
+    model = ReferenceLinformerLM(num_tokens=20, dim=32, seq_len=64, depth=2, k=8, heads=2)
+    report = leaks_future(model, 64)
+    assert isinstance(report, LeakReport)
+    assert report.leaks and bool(report)
+    assert report.positions == [0, 16, 32, 48, 62]
+    assert all(change > 1e-3 for change in report.max_change.values())  # every cut point leaks, by far
+
+
+def test_causal_attention_does_not_leak_and_inputs_really_change():
+    torch.manual_seed(0)
+    model = TinyCausalLM()
+    report = leaks_future(model, 40, positions=[0, 5, 20, 38])
+    assert not report.leaks and not bool(report)
+    assert report.worst == 0.0
+    for t, profile in report.profile.items():
+        assert profile.shape == (40,)
+        assert profile[: t + 1].max() == 0.0
+        assert profile[t + 1:].min() > 0.0   # the perturbation did change every later output
+
+
+def test_same_model_without_the_causal_mask_leaks():
+    torch.manual_seed(0)
+    assert leaks_future(TinyCausalLM(causal=False), 40).leaks
+
+
+def test_a_one_position_peek_is_caught_at_every_cut_point():
+    torch.manual_seed(0)
+    report = leaks_future(PeekAhead(), 32, positions=[0, 10, 30])
+    assert all(change > 1e-5 for change in report.max_change.values())
+    for t, profile in report.profile.items():
+        assert profile[t] > 0.0 and (profile[:t] == 0.0).all()   # only position t itself sees t + 1
+
+
+def test_tolerance_decides():
+    torch.manual_seed(0)
+    assert leaks_future(PeekAhead(), 16).leaks
+    assert not leaks_future(PeekAhead(), 16, tolerance=1.0).leaks
+
+
+def test_float_layers_dim_inferred_or_given():
+    torch.manual_seed(0)
+    assert leaks_future(ReverseCumsum(6), 12).leaks                  # dim read from the first Linear
+    assert not leaks_future(nn.Linear(6, 3), 12).leaks               # position-wise: causal
+    assert not leaks_future(nn.Identity(), 12, dim=4).leaks          # no parameters: dim given
+
+
+def test_mode_is_restored_and_probe_is_deterministic():
+    model = TinyCausalLM(causal=False).train()
+    first = leaks_future(model, 20, seed=3)
+    assert model.training
+    second = leaks_future(model.eval(), 20, seed=3)
+    assert not model.training
+    assert first.max_change == second.max_change
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(seq_len=1), "seq_len must be an int >= 2 (a future needs two positions), got 1"),
+    (dict(seq_len=10, positions=[9]), "positions must lie in [0, seq_len - 2] = [0, 8] so that some future "
+                                      "follows them, got 9"),
+    (dict(seq_len=10, positions=[-1]), "positions must lie in [0, seq_len - 2] = [0, 8] so that some future "
+                                       "follows them, got -1"),
+    (dict(seq_len=10, num_tokens=5, dim=3), "give num_tokens (token model) or dim (float inputs), not both: "
+                                            "got num_tokens=5 and dim=3"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        leaks_future(TinyCausalLM(), **kwargs)
+    assert str(err.value) == message
+
+
+def test_model_of_unknown_input_kind():
+    with pytest.raises(ValueError) as err:
+        leaks_future(nn.Identity(), 10)
+    assert str(err.value) == ("cannot tell what input the model takes: pass num_tokens= for a token model "
+                              "or dim= for float inputs of shape (batch, n, dim)")
+
+
+def test_output_not_per_position():
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(5, 4)
+
+        def forward(self, tokens):
+            return self.emb(tokens).mean(1)  # (b, dim): no positions left
+
+    with pytest.raises(ValueError) as err:
+        leaks_future(Pooled(), 10)
+    assert str(err.value) == "the model's output must start with (batch, seq_len) = (2, 10), got shape (2, 4)"
