@@ -1,0 +1,166 @@
+"""The course's pictures, so notebook cells stay about the idea and not about matplotlib.
+
+    heatmaps(maps, titles)              attention maps side by side on one shared colour scale
+    spectrum(s, labels)                 normalized cumulative singular values (the paper's Fig. 1 picture)
+    loglog(x, {label: y})               cost versus size on log-log axes, each line labelled with its fitted slope;
+                                        returns (ax, {label: slope})
+    loss_curves({label: losses})        training / validation loss versus step
+
+Each returns its matplotlib Axes (or an array of them) so a notebook can add to the picture; end the cell with
+`;` to keep the Axes' text out of the output. Tensors, NumPy arrays and lists are all accepted.
+"""
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def to_numpy(x):
+    """A float NumPy array from a tensor (any device, with or without grad), an array or a list."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def _axes(ax, figsize=(4.5, 3.2)):
+    return plt.subplots(figsize=figsize)[1] if ax is None else ax
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Attention maps
+
+def heatmaps(maps, titles=None, *, suptitle=None, ncols=None, cmap="viridis", vmin=None, vmax=None,
+             xlabel="key position", ylabel="query position", size=2.6, colorbar=True):
+    """Matrices side by side (or in a grid) on one colour scale, so their brightness can be compared.
+
+    maps: one (n, m) matrix, a stack (p, n, m) -> one row, a grid (r, c, n, m), or a list of (n, m) matrices
+    (which may differ in shape: an n×n map next to an n×k one). The scale spans all maps unless vmin/vmax given.
+    """
+    if isinstance(maps, (list, tuple)):
+        mats = [to_numpy(m) for m in maps]
+        rows, cols = 1, len(mats)
+    else:
+        arr = to_numpy(maps)
+        if arr.ndim not in (2, 3, 4):
+            raise ValueError(f"maps: expected 2-4 dims (n, m), (p, n, m) or (r, c, n, m), got shape {arr.shape}")
+        arr = arr.reshape((1,) * (4 - arr.ndim) + arr.shape)   # (r, c, n, m)
+        rows, cols = arr.shape[:2]
+        mats = list(arr.reshape(-1, *arr.shape[2:]))
+    if ncols is not None:
+        rows, cols = math.ceil(len(mats) / ncols), ncols
+    vmin = min(m.min() for m in mats) if vmin is None else vmin
+    vmax = max(m.max() for m in mats) if vmax is None else vmax
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.8 * colorbar, size * rows), squeeze=False)
+    titles = list(titles) if titles is not None else [None] * len(mats)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(mats):
+            ax.axis("off")
+            continue
+        image = ax.imshow(mats[i], cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+        ax.set_title(titles[i] if i < len(titles) else None, fontsize=9)
+        if i % cols == 0:
+            ax.set_ylabel(ylabel)
+        if i // cols == rows - 1:
+            ax.set_xlabel(xlabel)
+    if colorbar:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return axes
+
+
+def heatmap(matrix, title=None, **options):
+    """One matrix as a heatmap (see `heatmaps` for the options); returns its Axes."""
+    return heatmaps([matrix], [title], **options)[0, 0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Singular values
+
+def spectrum(singular_values, labels=None, *, ax=None, cumulative=True, title=None):
+    """Normalized cumulative singular values, index 1..r on x, as in the paper's Fig. 1.
+
+    singular_values: (r,) for one matrix, or (lines, r), or (lines, samples, r): each line is drawn as its mean
+    over samples with a band from min to max. With cumulative=False the raw singular values are drawn (log y).
+    """
+    s = to_numpy(singular_values)
+    s = s.reshape((1,) * (3 - s.ndim) + s.shape)                   # (lines, samples, r)
+    if cumulative:
+        s = np.cumsum(s, axis=-1) / s.sum(axis=-1, keepdims=True)
+    ax = _axes(ax)
+    index = np.arange(1, s.shape[-1] + 1)
+    labels = list(labels) if labels is not None else [None] * len(s)
+    for line, label in zip(s, labels):
+        ax.plot(index, line.mean(0), label=label)
+        if line.shape[0] > 1:
+            ax.fill_between(index, line.min(0), line.max(0), alpha=0.2)
+    ax.set_xlabel("singular value index")
+    if cumulative:
+        ax.set_ylabel("normalized cumulative\nsingular value")
+        ax.set_ylim(0, 1.02)
+    else:
+        ax.set_ylabel("singular value")
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if any(label is not None for label in labels):
+        ax.legend(fontsize=8)
+    return ax
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cost versus size
+
+def fit_slope(x, y):
+    """The exponent p of y ≈ c·xᵖ: the least-squares slope of log y against log x."""
+    x, y = to_numpy(x), to_numpy(y)
+    if x.shape != y.shape or x.size < 2:
+        raise ValueError(f"x, y: expected two equal-length series of at least 2 points, got {x.shape} and {y.shape}")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def loglog(x, series, *, ax=None, xlabel="sequence length n", ylabel="time (s)", title=None, fit_last=None):
+    """Each series {label: y} on log-log axes, its label extended by the fitted slope; returns (ax, {label: slope}).
+
+    fit_last: fit only the last points (where the asymptotic cost dominates); all points by default.
+    """
+    ax = _axes(ax)
+    x = to_numpy(x)
+    slopes = {}
+    for label, y in series.items():
+        y = to_numpy(y)
+        tail = slice(-fit_last, None) if fit_last else slice(None)
+        slopes[label] = fit_slope(x[tail], y[tail])
+        ax.loglog(x, y, "o-", label=f"{label} (slope {slopes[label]:.2f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return ax, slopes
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training
+
+def loss_curves(curves, *, ax=None, xlabel="step", ylabel="loss (nats/char)", title=None, logy=False):
+    """Loss curves {label: losses}: losses a list (one per step) or a pair (steps, losses)."""
+    ax = _axes(ax)
+    for label, curve in curves.items():
+        if isinstance(curve, tuple) and len(curve) == 2:
+            steps, losses = to_numpy(curve[0]), to_numpy(curve[1])
+        else:
+            losses = to_numpy(curve)
+            steps = np.arange(len(losses))
+        ax.plot(steps, losses, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return ax
