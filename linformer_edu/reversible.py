@@ -106,15 +106,15 @@ class _ReversibleFunction(torch.autograd.Function):
         with torch.no_grad():
             for block in blocks:
                 x = block(x, mask=mask)
-        ctx.blocks, ctx.mask = blocks, mask
-        ctx.save_for_backward(x)   # the only activation kept: (b, n, 2·dim), whatever the depth
+        ctx.blocks = blocks
+        ctx.save_for_backward(x, mask)   # the only activation kept: (b, n, 2·dim), whatever the depth
         return x
 
     @staticmethod
     def backward(ctx, dy):
-        (y,) = ctx.saved_tensors
+        y, mask = ctx.saved_tensors
         for block in reversed(ctx.blocks):
-            y, dy = block.backward_pass(y, dy, mask=ctx.mask)
+            y, dy = block.backward_pass(y, dy, mask=mask)
         return dy, None, None
 
 
@@ -127,5 +127,9 @@ class ReversibleSequence(nn.Module):
 
     def forward(self, x, mask=None):
         x = torch.cat([x, x], dim=-1)                                    # (b, n, 2·dim)
+        if torch.is_grad_enabled() and not x.requires_grad:
+            # The parameters are not inputs of the Function: without this, an input that needs no gradient
+            # would leave autograd no reason to call its backward, and the parameters no gradients.
+            x.requires_grad_()
         x = _ReversibleFunction.apply(x, list(self.blocks), mask)        # (b, n, 2·dim)
         return torch.stack(x.chunk(2, dim=-1)).sum(dim=0)                # (b, n, dim)

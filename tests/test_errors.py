@@ -1,0 +1,133 @@
+"""Bad input gets a ValueError/TypeError that names the argument, the value and what is allowed —
+also under `python -O`, which strips asserts."""
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import linformer_edu as le
+
+LAYER = dict(dim=32, seq_len=64, k=16, heads=4)
+
+
+def raises(exc, message, fn, *args, **kwargs):
+    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        fn(*args, **kwargs)
+
+
+def test_sequence_longer_than_seq_len():
+    layer = le.LinformerSelfAttention(**LAYER)
+    raises(ValueError, "x: length 65 is longer than seq_len=64; pass at most 64 positions or build the model "
+           "with a larger seq_len", layer, torch.randn(1, 65, 32))
+    raises(ValueError, "context: length 70 is longer than seq_len=64; pass at most 64 positions or build the "
+           "model with a larger seq_len", layer, torch.randn(1, 8, 32), context=torch.randn(1, 70, 32))
+    lm = le.LinformerLM(10, 32, 64, 1, k=16, heads=4)
+    raises(ValueError, "x: length 80 is longer than seq_len=64; pass at most 64 positions or build the model "
+           "with a larger seq_len", lm, torch.zeros(1, 80, dtype=torch.long))
+
+
+def test_dim_not_divisible_by_heads():
+    raises(ValueError, "heads: dim=30 is not divisible by heads=4; choose heads among the divisors of 30 or pass "
+           "dim_head", le.LinformerSelfAttention, 30, 64, k=16, heads=4)
+    le.LinformerSelfAttention(30, 64, k=16, heads=4, dim_head=8)   # fine with an explicit dim_head
+
+
+@pytest.mark.parametrize("k, message", [(0, "k: expected a positive int, got 0"),
+                                        (65, "k: got 65, expected 1 <= k <= seq_len=64")])
+def test_k_out_of_range(k, message):
+    raises(ValueError, message, le.LinformerSelfAttention, 32, 64, k=k)
+
+
+def test_k_of_the_wrong_type():
+    raises(TypeError, "k: expected a positive int, got 16.0 of type float", le.LinformerSelfAttention, 32, 64, k=16.0)
+
+
+def test_wrong_last_dimension():
+    layer = le.LinformerSelfAttention(**LAYER)
+    raises(ValueError, "x: expected shape (batch, length, 32), got (1, 10, 31)", layer, torch.randn(1, 10, 31))
+    raises(ValueError, "context: expected shape (batch, length, 32), got (1, 10, 16)", layer,
+           torch.randn(1, 10, 32), context=torch.randn(1, 10, 16))
+    raises(TypeError, "x: expected a torch.Tensor, got list", layer, [[0.0] * 32])
+
+
+def test_token_ids_out_of_range_or_not_integers():
+    lm = le.LinformerLM(10, 32, 64, 1, k=16, heads=4)
+    raises(ValueError, "x: token ids must lie in [0, 10) = [0, num_tokens); got values from 0 to 10", lm,
+           torch.tensor([[0, 5, 10]]))
+    raises(ValueError, "x: token ids must lie in [0, 10) = [0, num_tokens); got values from -1 to 3", lm,
+           torch.tensor([[-1, 3]]))
+    raises(TypeError, "x: expected a tensor of integer token ids, got torch.float32", lm, torch.zeros(1, 4))
+    raises(ValueError, "x: expected shape (batch, length), got (4,)", lm, torch.zeros(4, dtype=torch.long))
+
+
+def test_bad_masks():
+    layer = le.LinformerSelfAttention(**LAYER)
+    x = torch.randn(2, 10, 32)
+    raises(TypeError, "mask: expected a bool tensor (True = keep), got torch.int64", layer, x,
+           mask=torch.ones(2, 10, dtype=torch.long))
+    raises(ValueError, "mask: expected shape (2, 10) = (batch, length of keys), got (2, 9)", layer, x,
+           mask=torch.ones(2, 9, dtype=torch.bool))
+    full = le.FullSelfAttention(32, heads=4)
+    raises(ValueError, "mask: expected shape (2, 10) = (batch, length of keys), got (10,)", full, x,
+           mask=torch.ones(10, dtype=torch.bool))
+
+
+def test_unknown_sharing_or_projection():
+    raises(ValueError, "sharing: got 'heads', expected one of 'none', 'headwise', 'kv', 'layerwise'",
+           le.LinformerSelfAttention, 32, 64, sharing="heads", k=16)
+    raises(ValueError, "projection: got 'pool', expected one of 'learned', 'random', 'mean', 'conv'",
+           le.Linformer, 32, 64, 2, k=16, projection="pool")
+    raises(ValueError, "attention: got 'flash', expected one of 'linformer', 'full'",
+           le.LinformerLM, 10, 32, 64, 2, attention="flash")
+
+
+def test_pooling_needs_k_to_divide_seq_len():
+    raises(ValueError, "k: projection='mean' pools windows of seq_len/k positions, so k must divide seq_len=64; "
+           "got k=24", le.LinformerSelfAttention, 32, 64, k=24, projection="mean")
+
+
+def test_per_layer_k_list():
+    raises(ValueError, "k: got a list of 2 values for depth=3; give one k per layer", le.Linformer, 32, 64, 3,
+           k=[16, 8])
+    raises(ValueError, "k[1]: got 100, expected 1 <= k <= seq_len=64", le.Linformer, 32, 64, 2, k=[16, 100])
+    raises(ValueError, "k: sharing='layerwise' uses one projection for all layers, so k must be the same in "
+           "every layer; got [16, 8]", le.Linformer, 32, 64, 2, k=[16, 8], sharing="layerwise")
+
+
+def test_unknown_keyword_arguments_raise():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'head'"):
+        le.LinformerSelfAttention(32, 64, head=4)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'masks'"):
+        le.LinformerSelfAttention(**LAYER)(torch.randn(1, 8, 32), masks=None)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'mask'"):
+        le.FeedForward(32)(torch.randn(1, 8, 32), mask=None)
+
+
+def test_causal_full_attention_refuses_a_context():
+    raises(ValueError, "context: causal attention is self-attention only; got a context, expected None",
+           le.FullSelfAttention(32, heads=4, causal=True), torch.randn(1, 4, 32), context=torch.randn(1, 4, 32))
+
+
+def test_errors_survive_python_dash_O():
+    script = """
+import torch, linformer_edu as le
+checks = [
+    lambda: le.LinformerSelfAttention(32, 64, k=65),
+    lambda: le.LinformerSelfAttention(30, 64, k=16, heads=4),
+    lambda: le.LinformerSelfAttention(32, 64, k=16)(torch.randn(1, 65, 32)),
+    lambda: le.LinformerLM(10, 32, 64, 1, k=16)(torch.tensor([[11]])),
+    lambda: le.LinformerSelfAttention(32, 64, k=16)(torch.randn(1, 8, 32), mask=torch.ones(1, 7).bool()),
+]
+for check in checks:
+    try:
+        check()
+    except (ValueError, TypeError):
+        continue
+    raise SystemExit("no error under -O")
+assert False, "asserts are stripped, so this line does nothing under -O"
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
