@@ -1,0 +1,132 @@
+"""A causal Linformer: exact attention inside a local window, projected memory of everything before it.
+
+Why the plain Linformer cannot predict the next token: it projects the keys and values along the sequence,
+``E K`` with E of shape (k, n), so every one of the k projected keys is a mix of *all* n positions, the future
+included. A causal mask on the (n, k) score matrix cannot undo that mix (see ``linformer_edu.leak``).
+
+The construction here keeps the projection but only ever applies it to the past. Cut the sequence into
+chunks of ``c = chunk_size`` positions. A query in chunk j sees
+
+    1. exact keys: the positions of chunks j-L .. j (L = ``look_back``) up to and including itself,
+       with an ordinary causal mask: at most (L+1)·c keys;
+    2. memory: the k projected slots of every *earlier* position, i.e. of chunks 0 .. j-L-1,
+           M_K[j] = sum over positions p < (j-L)·c of  E[p] ⊗ K[p]      # (k, d), E: the (seq_len, k) projection
+       the Linformer's ``E K`` restricted to a finished prefix, so it holds nothing from position >= (j-L)·c.
+       (Chunks with no finished prefix have no memory; it is masked out.)
+
+Every position t therefore sees only positions <= t: leak-free by construction, tested by ``leaks_future``.
+This is the blockwise variant of accumulating the projected memory over the prefix, as in "Attention with
+Bounded-memory Control" (Peng et al. 2021); the exact local window keeps what character data needs most.
+
+All chunks are computed at once (no loop over positions or chunks), with N = ceil(n / c) chunks:
+
+    q, k, v                  (b, h, N, c, d)      queries, keys, values cut into chunks
+    per-chunk projection     (b, h, N, k, d)      E_j^T K_j: chunk j's share of E K
+    memory                   (b, h, N, k, d)      cumulative sum over chunks, shifted by L+1 chunks
+    local keys               (b, h, N, (L+1)c, d) chunks j-L .. j side by side
+    scores                   (b, h, N, c, k + (L+1)c)
+    output                   (b, h, N, c, d)  ->  (b, n, h·d)
+
+Cost per query: at most k + (L+1)·c keys instead of n, so time and memory grow linearly in n
+(the memory tensor adds N·k·d per head: k/c times the size of K). With the default ``chunk_size = k``
+a query looks at no more than (L+2)·k keys: O(n·k), the Linformer's cost, and causal.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ._checks import check_heads, check_last_dim, check_length, check_positive_int
+from .attention import attend
+from .linformer import check_k
+
+
+class CausalLinformerSelfAttention(nn.Module):
+    """Causal self-attention over a local window plus a projected memory of the earlier prefix.
+
+    Same arguments as ``LinformerSelfAttention`` where they mean the same: ``proj_k`` stores Eᵀ and ``proj_v``
+    stores Fᵀ, (seq_len, k) projections shared by all heads (the paper's headwise sharing). Keyword-only extras:
+    ``chunk_size`` (c, default k), ``look_back`` (L: earlier chunks attended exactly, default 1) and ``fast``
+    (fused ``scaled_dot_product_attention`` when True, the explicit softmax otherwise; same numbers).
+    """
+
+    def __init__(self, dim, seq_len, k=256, heads=8, dim_head=None, dropout=0., *,
+                 chunk_size=None, look_back=1, fast=True):
+        super().__init__()
+        dim_head = check_heads(dim, heads, dim_head)
+        check_positive_int("seq_len", seq_len)
+        check_k(k, seq_len)
+        chunk_size = k if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+        if chunk_size > seq_len:
+            raise ValueError(f"chunk_size: got {chunk_size}, expected 1 <= chunk_size <= seq_len={seq_len}")
+        if isinstance(look_back, bool) or not isinstance(look_back, int) or look_back < 0:
+            raise ValueError(f"look_back: got {look_back!r}, expected an int >= 0 "
+                             f"(the number of earlier chunks attended exactly)")
+        self.dim, self.seq_len, self.k, self.heads, self.dim_head = dim, seq_len, k, heads, dim_head
+        self.chunk_size, self.look_back, self.fast = chunk_size, look_back, fast
+
+        inner = heads * dim_head
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_k = nn.Linear(dim, inner, bias=False)
+        self.to_v = nn.Linear(dim, inner, bias=False)
+        bound = 1 / math.sqrt(k)  # the Linformer's initialisation of its projections
+        self.proj_k = nn.Parameter(torch.empty(seq_len, k).uniform_(-bound, bound))  # Eᵀ
+        self.proj_v = nn.Parameter(torch.empty(seq_len, k).uniform_(-bound, bound))  # Fᵀ
+        self.dropout = nn.Dropout(dropout)
+        self.to_out = nn.Linear(inner, dim)
+
+    def window_mask(self, num_chunks, device):
+        """(N, c, k + (L+1)c) bool, True = may attend: the k memory slots, then the local keys."""
+        c, L = self.chunk_size, self.look_back
+        chunk = torch.arange(num_chunks, device=device)[:, None, None]    # (N, 1, 1)
+        query = torch.arange(c, device=device)[None, :, None]             # (1, c, 1) offset in its chunk
+        key = torch.arange((L + 1) * c, device=device)[None, None, :]     # (1, 1, (L+1)c) offset in the window
+        # a local key at window offset i sits at position (j-L)·c + i, the query at j·c + a
+        local = (key <= L * c + query) & (key >= (L - chunk) * c)         # causal, and not before position 0
+        memory = (chunk > L).expand(num_chunks, c, self.k)                # only chunks with a finished prefix
+        return torch.cat([memory, local], dim=-1)                         # (N, c, k + (L+1)c)
+
+    def forward(self, x, context=None, mask=None):
+        """x (b, n, dim) with n <= seq_len. Returns (b, n, dim); position t depends on positions <= t only."""
+        if context is not None:
+            raise ValueError("context: CausalLinformerSelfAttention is causal self-attention only; "
+                             "got a context, expected None")
+        if mask is not None:
+            raise ValueError("mask: CausalLinformerSelfAttention takes no padding mask; got a mask, expected "
+                             "None (the causal window already hides every later position)")
+        check_last_dim("x", x, self.dim)
+        check_length("x", x.shape[1], self.seq_len)
+        b, n, _ = x.shape
+        h, c, L = self.heads, self.chunk_size, self.look_back
+        N = -(-n // c)                      # number of chunks
+        pad = N * c - n                     # the last chunk is padded at its end: later than every real query
+
+        def chunked(t):                     # (b, n, h·d) -> (b, h, N, c, d)
+            t = rearrange(t, "b n (h d) -> b h n d", h=h)
+            return rearrange(F.pad(t, (0, 0, 0, pad)), "b h (N c) d -> b h N c d", c=c)
+
+        q, k, v = chunked(self.to_q(x)), chunked(self.to_k(x)), chunked(self.to_v(x))  # (b, h, N, c, d)
+
+        # 1. memory: each chunk's share of E K and F V, summed over the finished prefix
+        E = F.pad(self.proj_k[:n], (0, 0, 0, pad)).view(N, c, self.k)        # (N, c, k)
+        Fv = F.pad(self.proj_v[:n], (0, 0, 0, pad)).view(N, c, self.k)       # (N, c, k)
+        mem_k = torch.einsum("bhNcd,Nck->bhNkd", k, E).cumsum(dim=2)        # (b, h, N, k, d) chunks 0..j
+        mem_v = torch.einsum("bhNcd,Nck->bhNkd", v, Fv).cumsum(dim=2)       # (b, h, N, k, d)
+        mem_k = F.pad(mem_k, (0, 0, 0, 0, L + 1, 0))[:, :, :N]              # (b, h, N, k, d) chunks 0..j-L-1
+        mem_v = F.pad(mem_v, (0, 0, 0, 0, L + 1, 0))[:, :, :N]              # (b, h, N, k, d)
+
+        # 2. local window: chunks j-L .. j side by side (the zero chunks before the start are masked)
+        k_pad = F.pad(k, (0, 0, 0, 0, L, 0))                                 # (b, h, N+L, c, d)
+        v_pad = F.pad(v, (0, 0, 0, 0, L, 0))                                 # (b, h, N+L, c, d)
+        keys = torch.cat([mem_k] + [k_pad[:, :, i:i + N] for i in range(L + 1)], dim=3)    # (b, h, N, S, d)
+        values = torch.cat([mem_v] + [v_pad[:, :, i:i + N] for i in range(L + 1)], dim=3)  # S = k + (L+1)c
+
+        # 3. attention, every chunk at once: fold the chunks into the head dimension (views, no copies)
+        fold = lambda t: rearrange(t, "b h N c d -> b (h N) c d")
+        allowed = self.window_mask(N, x.device).repeat(h, 1, 1)             # (h·N, c, S)
+        out = attend(fold(q), fold(keys), fold(values), mask=allowed, dropout=self.dropout,
+                     fast=self.fast)                                         # (b, h·N, c, d)
+        out = rearrange(out, "b (h N) c d -> b (N c) (h d)", h=h)[:, :n]    # (b, n, h·d)
+        return self.to_out(out)                                              # (b, n, dim)
