@@ -1,0 +1,60 @@
+"""Notebook 08's exercise checkers: the worked solutions pass, typical wrong answers get the right feedback."""
+import pytest
+import torch
+
+from linformer_edu.exercises import nb08
+
+
+def feedback(check, answer, capsys):
+    ok = check(answer)
+    return ok, capsys.readouterr().out.strip()
+
+
+@pytest.mark.parametrize("check, solution", [
+    (nb08.check_window_start, nb08.solution_window_start),
+    (nb08.check_prefix_memory, nb08.solution_prefix_memory),
+])
+def test_worked_solutions_pass(check, solution, capsys):
+    ok, out = feedback(check, solution, capsys)
+    assert ok and out.startswith("✓ Exercise") and "correct" in out
+
+
+def test_window_start_agrees_with_the_package():
+    from linformer_edu.causal import CausalLinformerSelfAttention
+    attn = CausalLinformerSelfAttention(8, 24, k=4, heads=2, chunk_size=5, look_back=1)
+    allowed = attn.window_mask(5, "cpu")[..., attn.k:]              # (N, c, (L+1)c) the local part
+    for t in range(24):
+        j, a = divmod(t, 5)
+        first = int(allowed[j, a].nonzero()[0]) + (j - 1) * 5       # window offset -> position
+        assert first == nb08.solution_window_start(t, 5, 1)
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda t, c, L: (t // c - L) * c, "negative positions for queries near the start"),
+    (lambda t, c, L: max(0, t - L * c), "a sliding window t - L·c"),
+    (lambda t, c, L: max(0, (t // c - L - 1) * c), "one chunk too far back"),
+    (lambda t, c, L: (t // c) * c, "the start of query t's own chunk only"),
+    (lambda t, c, L: float(t), "expected a position (an int), got 0.0 of type float"),
+    (lambda t, c, L: t, "the shape is right but the values differ"),
+])
+def test_window_start_mistakes(answer, message, capsys):
+    ok, out = feedback(nb08.check_window_start, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 1 - where the exact window starts: ") and message in out
+
+
+def inclusive(keys, proj, c):
+    N = keys.shape[0] // c
+    return torch.einsum("Ncd,Nck->Nkd", keys.view(N, c, -1), proj.view(N, c, -1)).cumsum(0)
+
+
+@pytest.mark.parametrize("answer, message", [
+    (inclusive, "chunk j's memory includes chunk j itself"),
+    (lambda keys, proj, c: torch.cat([torch.zeros_like(inclusive(keys, proj, c)[:1]),
+                                      inclusive(keys, proj, c).diff(dim=0, prepend=torch.zeros(1, 3, 5))[:-1]]),
+     "each chunk holds only the chunk before"),
+    (lambda keys, proj, c: inclusive(keys, proj, c).transpose(1, 2), "wrong shape: expected (3, 3, 5), got (3, 5, 3)"),
+    (lambda keys, proj, c: nb08.solution_prefix_memory(keys, proj, c) + 1, "chunk 0 has no earlier positions"),
+])
+def test_prefix_memory_mistakes(answer, message, capsys):
+    ok, out = feedback(nb08.check_prefix_memory, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 2 - the prefix memory: ") and message in out
