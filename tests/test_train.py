@@ -1,0 +1,353 @@
+"""linformer_edu.train: exact resume, Ctrl-C, NaN, checkpoint errors, mixed-precision choice, the CLI.
+
+Every run here is a tiny model for a few steps on a small text in tmp_path; nothing touches the network.
+"""
+import json
+import math
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from linformer_edu import train as T
+from linformer_edu.data import CharVocab, get_batch, load_corpus, split
+from linformer_edu.train import (CheckpointError, NonFiniteLossError, TrainConfig, amp_settings, load_checkpoint,
+                                 lr_at, preset, read_checkpoint)
+
+TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+        "foolishness, it was the epoch of belief, it was the epoch of incredulity.\n") * 30
+
+
+def exactly(message):
+    return "^" + re.escape(message) + "$"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine threads make them 100× slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def tiny(text_file, **changes):
+    base = dict(corpus=str(text_file), dim=16, depth=1, heads=2, seq_len=16, k=4, batch_size=4, max_steps=8,
+                warmup_steps=2, eval_interval=4, eval_iters=2, progress=False, device="cpu")
+    return TrainConfig(**{**base, **changes})
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[name], sb[name]) for name in sa)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pure pieces: mixed precision, learning rate, config checks
+
+
+def test_amp_settings():
+    assert amp_settings("cpu") == (None, False)
+    assert amp_settings("mps") == (None, False)
+    assert amp_settings("cuda", bf16_supported=True) == (torch.bfloat16, False)
+    assert amp_settings("cuda", bf16_supported=False) == (torch.float16, True)   # a T4: fp16 needs loss scaling
+    assert amp_settings("cuda", bf16_supported=False, enabled=False) == (None, False)
+
+
+def test_lr_schedule_warms_up_then_decays_to_min_lr():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=100)
+    assert lr_at(0, cfg) == pytest.approx(1e-3 * 1 / 10, rel=1e-3)
+    warm = [lr_at(s, cfg) for s in range(10)]
+    assert warm == sorted(warm)                                          # rises during warmup
+    decay = [lr_at(s, cfg) for s in range(10, 101)]
+    assert decay == sorted(decay, reverse=True)                          # then only falls
+    assert lr_at(100, cfg) == pytest.approx(1e-4)                        # ends at min_lr
+    assert lr_at(50, cfg, progress=1.0) == pytest.approx(1e-4)           # a spent time budget ends it too
+    assert lr_at(50, cfg) == pytest.approx(1e-4 + 0.45e-3 * (1 + math.cos(math.pi / 2)))
+
+
+@pytest.mark.parametrize("changes, error, message", [
+    ({"model": "lstm"}, ValueError, "model: got 'lstm', expected one of 'linformer', 'full'"),
+    ({"k": 200}, ValueError, "k: got 200, expected 1 <= k <= seq_len=128"),
+    ({"heads": 3}, ValueError, "heads: dim=128 is not divisible by heads=3"),
+    ({"lr": 0}, ValueError, "lr: expected a number > 0, got 0"),
+    ({"min_lr": 1.0}, ValueError, "min_lr: expected 0 <= min_lr <= lr=0.002, got 1.0"),
+    ({"minutes": -1}, ValueError, "minutes: expected a number > 0, or None for no limit, got -1"),
+    ({"batch_size": 0}, ValueError, "batch_size: expected a positive int, got 0"),
+    ({"device": "gpu"}, ValueError, "device: got 'gpu', expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    ({"objective": "clm"}, ValueError, "objective: got 'clm', expected one of 'next', 'mlm'"),
+    ({"causal": False}, ValueError,
+     "causal: a bidirectional model (causal=False) trained on next-character prediction reads the character it "
+     "should predict (see notebook 08); use causal=True, or objective='mlm', or pass allow_leaky=True "
+     "(--allow-leaky) to demonstrate the leak"),
+])
+def test_config_errors(changes, error, message):
+    with pytest.raises(error, match=exactly(message)):
+        TrainConfig(**changes)
+
+
+def test_presets_and_objectives():
+    cpu, gpu = preset("cpu"), preset("gpu")
+    assert cpu.causal and cpu.objective == "next" and cpu.minutes and gpu.dropout > 0
+    assert preset("cpu", objective="mlm").causal is False                 # masked LM: bidirectional
+    assert preset("cpu", causal=False, allow_leaky=True).causal is False  # the leaky demonstration, explicitly
+    with pytest.raises(ValueError, match=exactly("name: got 'tpu', expected one of 'cpu', 'gpu'")):
+        preset("tpu")
+    with pytest.raises(TypeError, match=r"^preset: unknown TrainConfig field\(s\) steps; the fields are corpus, "):
+        preset("cpu", steps=10)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The loop
+
+
+def test_train_matches_the_hand_written_loop(text_file):
+    """train() is the loop notebook 07 writes by hand, seeded in the documented order: same weights."""
+    cfg = tiny(text_file, eval_interval=3, max_steps=6)
+    result = T.train(cfg)
+    text = load_corpus(cfg.corpus)
+    vocab = CharVocab(text)
+    train_ids, _ = split(vocab.encode(text), cfg.val_fraction)
+    torch.manual_seed(cfg.seed)
+    model = T.build_model(cfg, len(vocab))
+    optimizer = T.make_optimizer(model, cfg)
+    batches = torch.Generator().manual_seed(cfg.seed)
+    for step in range(cfg.max_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x, y = get_batch(train_ids, cfg.batch_size, cfg.seq_len, generator=batches)
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+    assert same_weights(model, result.model)
+    assert result.stopped == "steps" and result.step == 6 and len(result.history["loss"]) == 6
+    assert [e["step"] for e in result.history["evals"]] == [0, 3, 6]
+    assert result.history["evals"][0]["val_loss"] == pytest.approx(math.log(len(vocab)), rel=0.2)  # ~uniform
+
+
+def test_loss_falls_and_metrics_are_written(text_file, tmp_path):
+    cfg = tiny(text_file, max_steps=30, eval_interval=10, lr=1e-2, out_dir=str(tmp_path / "run"))
+    result = T.train(cfg)
+    evals = result.history["evals"]
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"] - 0.5
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert {"train_loss", "val_loss", "val_bpc", "steps", "tokens_per_s", "device", "model", "k"} <= set(metrics)
+    assert metrics["steps"] == 30 and metrics["model"] == "linformer" and metrics["k"] == 4
+    assert metrics["device"] == "cpu" and metrics["tokens_per_s"] > 0
+    assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / math.log(2))
+    assert metrics == result.metrics
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["ckpt.pt", "metrics.json"]  # no temp files
+
+
+def test_time_budget_stops_training(text_file):
+    result = T.train(tiny(text_file, minutes=1e-6, max_steps=50))   # 60 µs: spent after the first step
+    assert result.stopped == "time" and 1 <= result.step < 50
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints: exact resume, Ctrl-C, NaN
+
+
+def stop_at(step):
+    """A callback that presses Ctrl-C at the evaluation of `step`."""
+    def callback(result):
+        if result.step == step:
+            raise KeyboardInterrupt
+    return callback
+
+
+def test_resume_continues_exactly(text_file, tmp_path, capsys):
+    straight = T.train(tiny(text_file, max_steps=8, dropout=0.1))       # dropout: the RNG state must resume too
+    cfg = tiny(text_file, max_steps=8, dropout=0.1, out_dir=str(tmp_path / "run"))
+    first = T.train(cfg, callback=stop_at(4))
+    assert first.stopped == "interrupted" and first.step == 4
+    assert "Interrupted at step 4; saved" in capsys.readouterr().out
+    assert read_checkpoint(tmp_path / "run")["step"] == 4
+    resumed = T.train(cfg, resume=True)
+    assert resumed.step == 8 and resumed.stopped == "steps"
+    assert same_weights(straight.model, resumed.model)
+    assert resumed.history["loss"] == straight.history["loss"]
+    assert [e["step"] for e in resumed.history["evals"]] == [0, 4, 8]
+
+
+def test_ctrl_c_in_the_middle_of_a_step_resumes_exactly(text_file, tmp_path, monkeypatch):
+    """Ctrl-C after the batch was drawn but before the update: that step is redone from its own RNG state."""
+    straight = T.train(tiny(text_file, max_steps=8))
+    calls = {"n": 0}
+
+    def interrupting_get_batch(*args, **kwargs):
+        batch = get_batch(*args, **kwargs)   # the batch generator has moved on ...
+        if torch.is_grad_enabled():          # a training batch (evaluation runs under no_grad)
+            calls["n"] += 1
+            if calls["n"] == 6:
+                raise KeyboardInterrupt      # ... when Ctrl-C arrives
+        return batch
+
+    cfg = tiny(text_file, max_steps=8, out_dir=str(tmp_path / "run"))
+    monkeypatch.setattr(T, "get_batch", interrupting_get_batch)
+    first = T.train(cfg)
+    assert first.stopped == "interrupted" and first.step == 5
+    monkeypatch.setattr(T, "get_batch", get_batch)
+    resumed = T.train(cfg, resume=True)
+    assert same_weights(straight.model, resumed.model)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(text_file, tmp_path):
+    def poison(result):                      # after the checkpoint of step 4, break the model
+        if result.step == 4:
+            with torch.no_grad():
+                result.model.to_logits.bias.fill_(float("nan"))
+
+    cfg = tiny(text_file, out_dir=str(tmp_path / "run"))
+    path = tmp_path / "run" / "ckpt.pt"
+    with pytest.raises(NonFiniteLossError, match=exactly(
+            f"the training loss is nan at step 4 (lr 0.00105): training stopped and the last good checkpoint, "
+            f"{path}, was kept. Try a lower learning rate (lr), gradient clipping (grad_clip=1.0), or float32 "
+            f"(amp=False)")):
+        T.train(cfg, callback=poison)
+    model, _, _ = load_checkpoint(path)
+    assert read_checkpoint(path)["step"] == 4
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_load_checkpoint_gives_the_trained_model(text_file, tmp_path):
+    result = T.train(tiny(text_file, out_dir=str(tmp_path / "run")))
+    model, vocab, config = load_checkpoint(tmp_path / "run")                  # the folder or the file
+    assert vocab == result.vocab and config == result.config and not model.training
+    x = vocab.encode("it was the age ")[None]
+    torch.testing.assert_close(model(x), result.model.eval()(x), rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bad checkpoints
+
+
+@pytest.fixture
+def trained_run(text_file, tmp_path):
+    cfg = tiny(text_file, max_steps=4, out_dir=str(tmp_path / "run"))
+    T.train(cfg)
+    return cfg, tmp_path / "run" / "ckpt.pt"
+
+
+def test_missing_checkpoint(tmp_path, text_file):
+    with pytest.raises(FileNotFoundError, match=exactly(f"no checkpoint at {tmp_path / 'nothing.pt'}")):
+        load_checkpoint(tmp_path / "nothing.pt")
+    cfg = tiny(text_file, out_dir=str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match=exactly(
+            f"resume: no checkpoint at {tmp_path / 'empty' / 'ckpt.pt'}; train once without resume first")):
+        T.train(cfg, resume=True)
+
+
+def test_corrupt_checkpoint(trained_run):
+    _, path = trained_run
+    path.write_bytes(path.read_bytes()[:1000])                              # a cut-off copy
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))} is not a readable checkpoint \(.*\); "
+                                              r"it may be truncated or corrupt: delete it and train again$"):
+        load_checkpoint(path)
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="is not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_foreign_checkpoint(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match=exactly(
+            f"{path} is not a linformer_edu.train checkpoint (it has no 'format': 'linformer_edu.train "
+            f"checkpoint' entry); load other weights with model.load_state_dict")):
+        load_checkpoint(path)
+
+
+def test_checkpoint_whose_weights_do_not_fit_its_config(trained_run):
+    _, path = trained_run
+    state = torch.load(path, weights_only=True)
+    state["config"]["dim"] = 32                                              # the config now describes another model
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: its weights do not fit the model its "
+                                              r"config describes \(Error\(s\) in loading state_dict"):
+        load_checkpoint(path)
+
+
+def test_resume_with_another_setup_is_refused(trained_run):
+    cfg, path = trained_run
+    other = TrainConfig(**{**cfg.__dict__, "model": "full", "k": 8})
+    with pytest.raises(CheckpointError, match=exactly(
+            f"{path} was trained with a different setup; resuming would not continue that run. Differences: "
+            f"model: checkpoint 'linformer', now 'full'; k: checkpoint 4, now 8. Start a new run in another "
+            f"out_dir, or resume with the checkpoint's settings")):
+        T.train(other, resume=True)
+    longer = TrainConfig(**{**cfg.__dict__, "max_steps": 6})                  # a bigger budget is fine
+    assert T.train(longer, resume=True).step == 6
+
+
+def test_a_failed_save_leaves_the_old_checkpoint(trained_run, monkeypatch):
+    _, path = trained_run
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        with open(f, "wb") as out:
+            out.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    model, vocab, config = load_checkpoint(path)
+    state = read_checkpoint(path)
+    with pytest.raises(OSError, match="disk full"):
+        T.save_checkpoint(path, model=model, optimizer=T.make_optimizer(model, config),
+                          scaler=torch.amp.GradScaler("cpu", enabled=False), config=config, vocab=vocab, step=99,
+                          rng=state["rng"], history=state["history"], elapsed=0.0, tokens=0)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Other objectives
+
+
+def test_masked_lm_objective_trains_a_bidirectional_model(text_file, tmp_path):
+    cfg = tiny(text_file, objective="mlm", out_dir=str(tmp_path / "run"))
+    assert cfg.causal is False
+    result = T.train(cfg)
+    assert result.model.num_tokens == len(result.vocab) + 1                # characters and [MASK]
+    model, vocab, config = load_checkpoint(tmp_path / "run")
+    assert config.objective == "mlm" and model.num_tokens == len(vocab) + 1
+
+
+def test_leaky_training_only_when_asked(text_file):
+    result = T.train(tiny(text_file, causal=False, allow_leaky=True, max_steps=2))
+    assert result.config.label == "linformer k=4 (leaky)" and result.metrics["causal"] is False
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def test_cli_trains_resumes_and_reports(text_file, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["--text", str(text_file), "--preset", "cpu", "--model", "full", "--steps", "4", "--minutes", "0",
+            "--seq-len", "16", "--dim", "16", "--depth", "1", "--heads", "2", "--batch-size", "4",
+            "--eval-interval", "2", "--device", "cpu", "--out", str(out), "--no-progress", "--sample", "20"]
+    assert T.main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("full: 4 steps in ") and f"wrote {out / 'ckpt.pt'} and {out / 'metrics.json'}" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "full" and metrics["k"] is None and metrics["steps"] == 4
+    assert T.main(["--out", str(out), "--resume", "--steps", "6", "--no-progress", "--sample", "0"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 6
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert T.main(["--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert capsys.readouterr().err == f"error: no checkpoint at {tmp_path / 'none' / 'ckpt.pt'}\n"
+    assert T.main(["--text", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 2
+    assert "is neither a known corpus" in capsys.readouterr().err
