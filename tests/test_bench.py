@@ -1,0 +1,169 @@
+"""The benchmark suite: FLOP counts against PyTorch's counter, exact memory counters, the runner's output.
+
+No timed asserts: times are reported by `benchmarks/run.py`, never tested.
+"""
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from linformer_edu import FullSelfAttention, LinformerSelfAttention, bench
+from linformer_edu.bench import Case
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def counted_flops(module, x, backward):
+    """FLOPs PyTorch's own counter sees (matmuls; it has no formula for CPU's fused SDPA kernel)."""
+    with FlopCounterMode(display=False) as counter:
+        out = module(x)
+        if backward:
+            out.sum().backward()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("backward", [False, True])
+@pytest.mark.parametrize("scope", ["layer", "model"])
+@pytest.mark.parametrize("model", ["naive", "reference", "linformer"])
+def test_flop_formula_matches_pytorch_flop_counter(model, scope, backward):
+    if model == "reference":
+        pytest.importorskip("linformer")
+    case = Case(model, 96, k=24, scope=scope, backward=backward, batch=2, dim=64, heads=4)
+    module = bench.build(case)
+    if model == "linformer":   # dropout on: the explicit attention path, whose matmuls the counter sees
+        for layer in module.modules():
+            if isinstance(layer, LinformerSelfAttention):
+                layer.dropout.p = 0.1
+    x = torch.randn(2, 96, 64, requires_grad=backward)
+    assert bench.flops(case) == counted_flops(module.train(), x, backward)
+
+
+def test_linformer_edu_does_fewer_flops_than_the_reference_for_the_same_layer():
+    kw = dict(batch=1, n=4096, dim=256, heads=4, k=128)
+    ours, ref = bench.attention_flops("linformer", **kw), bench.attention_flops("reference", **kw)
+    # keys and values mapped on k rows instead of n (the sequence projections cost the same when dim = h·d)
+    assert ref - ours == 2 * (2 * (4096 - 128) * 256 * 256)
+    assert bench.attention_flops("sdpa", **kw) == bench.attention_flops("naive", **kw)
+
+
+def test_naive_attention_gives_the_fused_kernels_numbers():
+    torch.manual_seed(0)
+    fused = FullSelfAttention(32, heads=4)
+    naive = bench.NaiveSelfAttention(32, heads=4)
+    naive.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 10, 32)
+    torch.testing.assert_close(naive(x), fused(x))
+    with pytest.raises(ValueError, match="context and mask must be None"):
+        naive(x, mask=torch.ones(2, 10, dtype=torch.bool))
+
+
+def test_saved_bytes_counts_each_storage_once_and_skips_parameters():
+    w = torch.nn.Parameter(torch.randn(100))
+    x = torch.randn(100, requires_grad=True)
+
+    def fn():
+        y = x.exp()              # saves its result y (400 bytes)
+        return (y * w).sum()     # saves y again (same storage) and w (a parameter)
+
+    assert bench.saved_bytes(fn) == 400
+
+
+def test_saved_bytes_sees_tensors_kept_on_a_custom_function_context():
+    class KeepsExtra(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.extra = [torch.zeros(50)]       # not saved through save_for_backward
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, dy):
+            return dy * 2
+
+    x = torch.randn(10, requires_grad=True)
+    assert bench.saved_bytes(lambda: KeepsExtra.apply(x)) == 50 * 4
+
+
+def test_saved_bytes_leaves_out_a_modules_buffers():
+    layer = LinformerSelfAttention(32, 64, k=8, heads=4, projection="random", sharing="kv")   # E: a buffer
+    x = torch.randn(1, 64, 32, requires_grad=True)
+    kept = bench.saved_bytes(lambda: layer(x), layer)
+    assert kept == bench.saved_bytes(lambda: layer(x)) - 64 * 8 * 4   # Eᵀ X saves E
+
+
+def test_full_attention_memory_is_quadratic_only_when_the_map_is_built():
+    saved, largest = {}, {}
+    for model in ("naive", "sdpa", "linformer"):
+        for n in (128, 256):
+            case = Case(model, n, k=32, dim=64, heads=4, backward=True)
+            module = bench.build(case)
+            x = torch.randn(1, n, 64, requires_grad=True)
+            saved[model, n] = bench.saved_bytes(lambda: module(x), module)
+            largest[model, n] = bench.largest_intermediate(lambda: module(x), module)
+    assert largest["naive", 256] == 4 * 256 * 256 * 4               # the (b, h, n, n) map, float32
+    assert largest["sdpa", 256] == largest["linformer", 256] == 256 * 64 * 4   # (b, n, dim): no n×n map
+    assert saved["naive", 256] - saved["naive", 128] >= 3 * 4 * 128 * 128 * 4  # grows like n²
+    assert saved["linformer", 256] <= 2.1 * saved["linformer", 128]
+    assert saved["sdpa", 256] <= 2.1 * saved["sdpa", 128]   # the fused kernel keeps no n×n map either
+
+
+def test_peak_bytes_reports_the_map_on_cpu():
+    pytest.importorskip("torch.distributed._tools.mem_tracker")
+    module = bench.build(Case("naive", 256, dim=64, heads=4))
+    x = torch.randn(1, 256, 64)
+    with torch.no_grad():
+        peak = bench.peak_bytes(lambda: module(x))
+    assert peak >= 4 * 256 * 256 * 4
+
+
+def test_crossover_finds_the_first_n_from_which_the_linformer_wins():
+    row = lambda model, n, ms, k=None: dict(model=model, n=n, k=k, scope="layer", backward=False, median_ms=ms)
+    rows = [row("sdpa", 256, 1), row("sdpa", 512, 4), row("sdpa", 1024, 16), row("sdpa", 2048, 64),
+            row("linformer", 256, 3, 64), row("linformer", 512, 3.5, 64), row("linformer", 1024, 20, 64),
+            row("linformer", 2048, 10, 64)]
+    assert bench.crossover(rows, 64) == (2048, 1024)   # a win at 512 that does not last is no crossover
+    assert bench.crossover(rows, 128) is None
+
+
+@pytest.mark.parametrize("bad, message", [
+    (Case("bogus", 64), "model: got 'bogus', expected one of 'naive', 'sdpa', 'reference', 'linformer'"),
+    (Case("linformer", 64), "k: model='linformer' needs the projected length k, got None"),
+    (Case("sdpa", 64, scope="stack"), "scope: got 'stack', expected 'layer' or 'model'"),
+])
+def test_bad_cases_are_named(bad, message):
+    with pytest.raises(ValueError) as error:
+        bench.build(bad)
+    assert str(error.value) == message
+
+
+def test_versus_reference_uses_the_same_weights():
+    pytest.importorskip("linformer")
+    row = bench.versus_reference(64, k=16, dim=32, heads=4, repeats=2, warmup=1)
+    assert row["n"] == 64 and row["pass"] == "fwd+bwd"
+    assert row["speedup"] > 0 and row["reference_ms"] > 0 and row["linformer_ms"] > 0
+    assert row["linformer_gflops_reference_equivalent"] > row["linformer_gflops"]
+
+
+def test_runner_quick_writes_every_result_file(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--out", str(tmp_path), "--threads", "1",
+                           "--no-progress"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Time and memory versus n" in done.stdout and "Targets" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"machine", "matmul_gflops", "sweep", "versus_reference", "reversible_rss", "table3", "targets",
+            "explorer", "trainer", "notebooks"} <= results.keys()
+    with open(tmp_path / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {"scope", "model", "k", "n", "pass", "median_ms", "saved_MiB", "largest_MiB", "gflops"} <= rows[0].keys()
+    models = {r["model"] for r in rows}
+    assert models == set(bench.MODELS) if bench.reference_available() else models == {"naive", "sdpa", "linformer"}
+    assert {r["scope"] for r in rows} == {"layer", "model"} and {r["pass"] for r in rows} == {"fwd", "fwd+bwd"}
+    assert all(r["saved_MiB"] for r in rows if r["pass"] == "fwd+bwd")
+    assert [r["stack"] for r in results["reversible_rss"]] == ["reversible", "sequential"]
+    for name in ("layer_time", "model_time", "layer_memory", "table3", "reversible_rss", "summary.txt"):
+        path = tmp_path / (name if "." in name else name + ".png")
+        assert path.stat().st_size > 0
