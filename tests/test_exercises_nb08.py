@@ -36,6 +36,7 @@ def test_window_start_agrees_with_the_package():
     (lambda t, c, L: (t // c) * c, "the start of query t's own chunk only"),
     (lambda t, c, L: float(t), "expected a position (an int), got 0.0 of type float"),
     (lambda t, c, L: t, "the shape is right but the values differ"),
+    (lambda t, c, L: None, "your answer is None — did you forget to `return` it?"),
 ])
 def test_window_start_mistakes(answer, message, capsys):
     ok, out = feedback(nb08.check_window_start, answer, capsys)

@@ -20,6 +20,7 @@ def check_window_start(window_start):
     grid = [(t, c, L) for c in (1, 3, 4, 8) for L in (0, 1, 2) for t in range(0, 40, 3)]
     got = [call(window_start, t, c, L) for t, c, L in grid]
     for value in got:
+        expect(value is not None, "your answer is None — did you forget to `return` it?")
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
         expect(isinstance(value, int) and not isinstance(value, bool),
