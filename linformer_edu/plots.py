@@ -31,11 +31,12 @@ def _axes(ax, figsize=(4.5, 3.2)):
 # Attention maps
 
 def heatmaps(maps, titles=None, *, suptitle=None, ncols=None, cmap="viridis", vmin=None, vmax=None,
-             xlabel="key position", ylabel="query position", size=2.6, colorbar=True):
+             xlabel="key position", ylabel="query position", size=2.6, colorbar=True, ticklabels=None):
     """Matrices side by side (or in a grid) on one colour scale, so their brightness can be compared.
 
     maps: one (n, m) matrix, a stack (p, n, m) -> one row, a grid (r, c, n, m), or a list of (n, m) matrices
     (which may differ in shape: an n×n map next to an n×k one). The scale spans all maps unless vmin/vmax given.
+    ticklabels: token strings to write along both axes (e.g. the words of a sentence), or a pair (rows, columns).
     """
     if isinstance(maps, (list, tuple)):
         mats = [to_numpy(m) for m in maps]
@@ -59,6 +60,10 @@ def heatmaps(maps, titles=None, *, suptitle=None, ncols=None, cmap="viridis", vm
             continue
         image = ax.imshow(mats[i], cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
         ax.set_title(titles[i] if i < len(titles) else None, fontsize=9)
+        if ticklabels is not None:
+            rows_text, cols_text = ticklabels if isinstance(ticklabels, tuple) else (ticklabels, ticklabels)
+            ax.set_yticks(range(len(rows_text)), rows_text, fontsize=7)
+            ax.set_xticks(range(len(cols_text)), cols_text, fontsize=7, rotation=90)
         if i % cols == 0:
             ax.set_ylabel(ylabel)
         if i // cols == rows - 1:

@@ -43,3 +43,9 @@ def test_spectrum_is_normalized_cumulative():
 def test_loss_curves_take_lists_or_step_pairs():
     ax = plots.loss_curves({"train": [3, 2, 1], "val": ([0, 2], [3, 1.5])})
     assert ax.lines[1].get_xdata().tolist() == [0, 2]
+
+
+def test_heatmaps_write_token_labels():
+    ax = plots.heatmap(torch.rand(3, 2), ticklabels=(["a", "b", "c"], ["x", "y"]))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y"]
