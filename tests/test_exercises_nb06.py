@@ -1,0 +1,73 @@
+"""Notebook 06's exercise checkers: the worked solutions pass, typical wrong answers get the right feedback."""
+import pytest
+
+from linformer_edu.bench import attention_flops
+from linformer_edu.exercises import nb06
+
+
+def feedback(check, answer, capsys):
+    ok = check(answer)
+    return ok, capsys.readouterr().out.strip()
+
+
+@pytest.mark.parametrize("check, solution", [
+    (nb06.check_full_attention_flops, nb06.solution_full_attention_flops),
+    (nb06.check_flop_crossover, nb06.solution_flop_crossover),
+    (nb06.check_map_bytes, nb06.solution_map_bytes),
+])
+def test_worked_solutions_pass(check, solution, capsys):
+    ok, out = feedback(check, solution, capsys)
+    assert ok and out.startswith("✓ Exercise") and "correct" in out
+
+
+def test_the_crossover_solution_is_2k_plus_1_for_any_width():
+    assert [nb06.solution_flop_crossover(k, dim=d, heads=h) for k, d, h in [(16, 64, 2), (32, 512, 8)]] == [33, 65]
+
+
+def full_flops(b, n, d, h, *, factor=2, maps=4, products=2, per_head=False):
+    attention = products * factor * b * n * n * d * (h if per_head else 1)
+    return maps * factor * b * n * d * d + attention
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda *a: full_flops(*a, factor=1), "half the expected count: a multiply-add is 2 FLOPs"),
+    (lambda *a: full_flops(*a, maps=3), "only three linear maps: the output projection"),
+    (lambda *a: full_flops(*a, products=0), "the attention products are missing"),
+    (lambda *a: full_flops(*a, products=1), "only one of the two n×n products"),
+    (lambda *a: full_flops(*a, per_head=True), "multiplied by the number of heads once too often"),
+    (lambda *a: 1.5 * full_flops(*a), "the shape is right but the values differ"),
+    (lambda *a: "many", "your function should return a number, got a value of type str"),
+])
+def test_full_attention_flops_mistakes(answer, message, capsys):
+    ok, out = feedback(nb06.check_full_attention_flops, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 1 - FLOPs of full attention: ") and message in out
+
+
+def test_full_attention_flops_agree_with_the_benchmark():
+    assert nb06.solution_full_attention_flops(2, 300, 64, 4) == attention_flops("naive", batch=2, n=300, dim=64,
+                                                                                   heads=4)
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda k: 2 * k, "at n = 2k the two counts are equal"),
+    (lambda k: k + 1, "n = k + 1 counts only one projection"),
+    (lambda k: k, "n = k: at n = k the projection saves nothing"),
+    (lambda k: 4 * k, "the shape is right but the values differ"),
+    (None, "expected a function, got a value of type NoneType"),
+])
+def test_flop_crossover_mistakes(answer, message, capsys):
+    ok, out = feedback(nb06.check_flop_crossover, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 2 - the FLOP crossover: ") and message in out
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda b, h, n: b * h * n * n, "that is the number of entries, not bytes"),
+    (lambda b, h, n: 8 * b * h * n * n, "8 bytes per entry is float64"),
+    (lambda b, h, n: 4 * b * n * n, "every head has its own map"),
+    (lambda b, h, n: 4 * h * n * n, "every sequence in the batch has its own maps"),
+    (lambda b, h, n: 4 * b * h * n, "the map is n×n"),
+    (lambda b, h, n: 1 / 0, "your function raised ZeroDivisionError"),
+])
+def test_map_bytes_mistakes(answer, message, capsys):
+    ok, out = feedback(nb06.check_map_bytes, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 3 - bytes of the attention map: ") and message in out
