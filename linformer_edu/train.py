@@ -619,21 +619,24 @@ def _nan_advice(path):
 # A live loss plot for notebooks
 
 class LiveLossPlot:
-    """A callback for `train` that redraws training and validation loss in one notebook figure as training runs.
+    """A callback for `train` that redraws the loss curves in one notebook figure while training runs.
 
-        result = train(config, callback=LiveLossPlot())
+        plot = LiveLossPlot()
+        result = train(config, callback=plot)                  # one run
+        for cfg in configs: train(cfg, callback=plot)          # or several: every run it saw, one colour each
 
-    Outside IPython it does nothing. Set `every` to redraw less often (it is called at each evaluation).
+    Each run shows its training loss (running mean over `smooth` steps, thin) and its validation loss at each
+    evaluation (dots). x="step", or x="seconds" to compare runs under one time budget. Outside IPython it only
+    records; `figure()` draws the same picture on demand.
     """
 
-    def __init__(self, title=None, every: int = 1, smooth: int = 20):
-        self.title, self.every, self.smooth = title, every, smooth
-        self.calls, self.handle = 0, None
+    def __init__(self, x: str = "step", smooth: int = 20, title: str | None = None):
+        _choice("x", x, ("step", "seconds"))
+        self.x, self.smooth, self.title = x, smooth, title
+        self.runs, self.handle = {}, None    # label -> history (the live dict, so it grows as training runs)
 
     def __call__(self, result: TrainResult):
-        self.calls += 1
-        if (self.calls - 1) % self.every and result.stopped is None:
-            return
+        self.runs[result.config.label] = result.history
         try:
             from IPython import get_ipython
             from IPython.display import display
@@ -642,33 +645,34 @@ class LiveLossPlot:
         if get_ipython() is None:
             return
         import matplotlib.pyplot as plt
-        fig = self.figure(result)
+        fig = self.figure()
         if self.handle is None:
             self.handle = display(fig, display_id=True)
         else:
             self.handle.update(fig)
         plt.close(fig)
 
-    def figure(self, result: TrainResult):
-        """The picture: per-step training loss (and its running mean), validation loss at each evaluation."""
+    def figure(self):
         import matplotlib.pyplot as plt
-        history = result.history
-        fig, ax = plt.subplots(figsize=(6, 3.2))
-        losses = torch.tensor(history["loss"])
-        if len(losses):
-            ax.plot(losses.numpy(), color="tab:blue", alpha=0.25, lw=0.8)
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        for i, (label, history) in enumerate(self.runs.items()):
+            color = f"C{i}"
+            losses = torch.tensor(history["loss"])                            # (steps,)
+            xs = torch.arange(1, len(losses) + 1) if self.x == "step" else torch.tensor(history["seconds"])
             w = min(self.smooth, len(losses))
-            mean = losses.unfold(0, w, 1).mean(1) if w > 1 else losses   # (steps - w + 1,)
-            ax.plot(range(w - 1, len(losses)), mean.numpy(), color="tab:blue", label="train (running mean)")
-        evals = history["evals"]
-        if evals:
-            ax.plot([e["step"] for e in evals], [e["val_loss"] for e in evals], "o-", color="tab:orange",
-                    label=f"validation ({evals[-1]['val_bpc']:.3f} bits/char)")
-        ax.set_xlabel("step")
+            if w:
+                mean = losses.unfold(0, w, 1).mean(1)                          # (steps - w + 1,) running mean
+                ax.plot(xs[w - 1:].numpy(), mean.numpy(), color=color, lw=0.9, alpha=0.6)
+            evals = history["evals"]
+            if evals:
+                ax.plot([e[self.x] for e in evals], [e["val_loss"] for e in evals], "o-", color=color, ms=3,
+                        label=f"{label}: val {evals[-1]['val_bpc']:.3f} bits/char")
+        ax.set_xlabel("step" if self.x == "step" else "seconds of training")
         ax.set_ylabel("loss (nats/char)")
-        ax.set_title(self.title or result.config.label)
+        ax.set_title(self.title or "training (thin: running mean) and validation loss (dots)", fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        if self.runs:
+            ax.legend(fontsize=8)
         fig.tight_layout()
         return fig
 

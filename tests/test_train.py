@@ -351,3 +351,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: no checkpoint at {tmp_path / 'none' / 'ckpt.pt'}\n"
     assert T.main(["--text", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 2
     assert "is neither a known corpus" in capsys.readouterr().err
+
+
+def test_live_loss_plot_draws_every_run_it_saw(text_file):
+    import matplotlib
+    matplotlib.use("Agg")
+    plot = T.LiveLossPlot(x="seconds", smooth=2)
+    for model in ("full", "linformer"):
+        T.train(tiny(text_file, model=model, max_steps=4), callback=plot)
+    assert list(plot.runs) == ["full", "linformer k=4"]
+    fig = plot.figure()
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert [label.split(":")[0] for label in labels] == ["full", "linformer k=4"]
+    assert all(label.endswith(" bits/char") for label in labels)
+    assert len(fig.axes[0].lines) == 4                                   # a training and a validation line each
+    with pytest.raises(ValueError, match=exactly("x: got 'time', expected one of 'step', 'seconds'")):
+        T.LiveLossPlot(x="time")
