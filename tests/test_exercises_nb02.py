@@ -11,8 +11,8 @@ def feedback(check, answer, capsys):
 
 
 @pytest.mark.parametrize("check, solution", [
-    (nb02.check_cumulative_spectrum, nb02.solution_cumulative_spectrum),
-    (nb02.check_best_rank_r, nb02.solution_best_rank_r),
+    (nb02.check_smallest_rank, nb02.solution_smallest_rank),
+    (nb02.check_prefix_average, nb02.solution_prefix_average),
     (nb02.check_random_projection, nb02.solution_random_projection),
 ])
 def test_worked_solutions_pass(check, solution, capsys):
@@ -20,43 +20,41 @@ def test_worked_solutions_pass(check, solution, capsys):
     assert ok and out.startswith("✓ Exercise") and "correct" in out
 
 
-@pytest.mark.parametrize("answer, message", [
-    (lambda s: s.cumsum(-1), "not normalised: divide the running sum by the total"),
-    (lambda s: (s ** 2).cumsum(-1) / (s ** 2).sum(-1, keepdim=True), "you summed squared singular values"),
-    (lambda s: s.cumsum(0) / s.sum(0, keepdim=True), "the running sum went along the wrong axis"),
-    (lambda s: s.cumsum(-1) / s[..., :1], "divided by the largest singular value instead of the total"),
-    (lambda s: s / s.sum(-1, keepdim=True), "not their running sum: use cumsum"),
-    (lambda s: s.cumsum(-1).sum(-1), "wrong shape: expected (3, 10), got (3,) — an axis is missing"),
-])
-def test_cumulative_spectrum_mistakes(answer, message, capsys):
-    ok, out = feedback(nb02.check_cumulative_spectrum, answer, capsys)
-    assert not ok and out.startswith("✗ Exercise 1 - normalized cumulative spectrum: ") and message in out
+def test_the_causal_map_takeaway_is_computed(capsys):
+    ok, out = feedback(nb02.check_prefix_average, nb02.solution_prefix_average, capsys)
+    assert out.endswith("at n = 128 its rank is 128 (full), yet its first 8 singular values carry 61% of the mass.")
 
 
-def rank_r_with(P, r, *, smallest=False, no_s=False, transposed=False):
-    U, S, Vh = torch.linalg.svd(P)
-    keep = slice(-r, None) if smallest else slice(None, r)
-    Vh = Vh.mT if transposed else Vh
-    middle = torch.eye(r).expand(*S.shape[:-1], r, r) if no_s else torch.diag_embed(S[..., keep])
-    return U[..., :, keep] @ middle @ Vh[..., keep, :]
+def cumulative(s, power=1, normalise=True):
+    c = (s ** power).cumsum(-1)
+    return c / c[..., -1:] if normalise else c
 
 
 @pytest.mark.parametrize("answer, message", [
-    (lambda P, r: rank_r_with(P, r, smallest=True), "you kept the r smallest singular values"),
-    (lambda P, r: rank_r_with(P, r, no_s=True), "the singular values are missing"),
-    (lambda P, r: rank_r_with(P, r, transposed=True), "already returns Vh = Vᵀ"),
-    (lambda P, r: P, "that is P itself"),
-    (lambda P, r: 1.1 * rank_r_with(P, r), "the shape is right but the values differ"),
-    (lambda P, r: P[..., :r], "wrong shape: expected (2, 12, 12), got (2, 12, 3)"),
+    (lambda s, f: (cumulative(s) < f).sum(-1), "off by one"),
+    (lambda s, f: (cumulative(s, power=2) < f).sum(-1) + 1, "you used squared singular values"),
+    (lambda s, f: (cumulative(s, normalise=False) < f).sum(-1) + 1, "the running sum is not normalised"),
+    (lambda s, f: 3, "got one number (3) for a batch of 4 spectra"),
+    (lambda s, f: (cumulative(s) < f).sum(-1)[0] + 1, "wrong shape: expected (4,), got ()"),
+    (lambda s, f: (cumulative(s) < f).sum(-1) + 2, "the shape is right but the values differ"),
 ])
-def test_best_rank_r_mistakes(answer, message, capsys):
-    ok, out = feedback(nb02.check_best_rank_r, answer, capsys)
-    assert not ok and out.startswith("✗ Exercise 2 - best rank-r approximation: ") and message in out
+def test_smallest_rank_mistakes(answer, message, capsys):
+    ok, out = feedback(nb02.check_smallest_rank, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 1 - smallest rank for a share of the mass: ") and message in out
 
 
-def test_best_rank_r_names_a_rank_too_high(capsys):
-    ok, out = feedback(nb02.check_best_rank_r, lambda P, r: rank_r_with(P, r + 1), capsys)
-    assert not ok and "the rank of your answer is 4, more than r = 3" in out
+@pytest.mark.parametrize("answer, message", [
+    (lambda n: torch.ones(n, n).tril(), "the rows are not normalised"),
+    (lambda n: torch.ones(n, n).triu() / torch.ones(n, n).triu().sum(-1, keepdim=True), "that is the future"),
+    (lambda n: torch.ones(n, n).tril() / n, "divided by n"),
+    (lambda n: torch.ones(n, n).tril() / torch.arange(n, 0, -1.0), "the columns sum to 1 instead of the rows"),
+    (lambda n: torch.full((n, n), 1 / n), "that is the bidirectional uniform map"),
+    (lambda n: torch.eye(n), "the shape is right but the values differ"),
+    (lambda n: torch.ones(n).tril(), "your function raised"),
+])
+def test_prefix_average_mistakes(answer, message, capsys):
+    ok, out = feedback(nb02.check_prefix_average, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 2 - the uniform causal map: ") and message in out
 
 
 @pytest.mark.parametrize("answer, message", [

@@ -1,5 +1,5 @@
-"""Exercises for notebook 02, attention is (nearly) low rank: the paper's cumulative spectrum, the best rank-r
-approximation, and a Johnson–Lindenstrauss random projection. Each `check_*` takes the learner's function;
+"""Exercises for notebook 02, attention is (nearly) low rank: reading the cumulative spectrum, the uniform causal
+map (full rank, yet skewed), and a Johnson–Lindenstrauss random projection. Each `check_*` takes the learner's function;
 each `solution_*` is the worked solution.
 """
 import torch
@@ -15,63 +15,70 @@ def _attention_maps(batch=3, n=12, seed=0):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Exercise 1: the normalized cumulative singular values (the paper's Fig. 1)
+# Exercise 1: how many singular values hold a given share of the mass?
 
-def solution_cumulative_spectrum(s):
-    """(..., r) singular values, largest first -> (..., r): the running sum divided by the total."""
-    return s.cumsum(dim=-1) / s.sum(dim=-1, keepdim=True)
+def solution_smallest_rank(s, fraction):
+    """(..., r) singular values, largest first -> (...,) the smallest r whose normalized cumulative sum
+    (σ₁ + … + σᵣ) / Σσ reaches `fraction` (a count, starting at 1)."""
+    cumulative = s.cumsum(dim=-1) / s.sum(dim=-1, keepdim=True)   # (..., r), rises to 1
+    return (cumulative < fraction).sum(dim=-1) + 1                 # (...,) entries still short, plus one
 
 
-@checker("Exercise 1 - normalized cumulative spectrum")
-def check_cumulative_spectrum(cumulative_spectrum):
-    """`cumulative_spectrum(s)` for singular values s (..., r): entry i is (σ₁ + … + σᵢ) / (σ₁ + … + σᵣ)."""
-    s = torch.linalg.svdvals(_attention_maps(batch=4, n=10))[:3]           # (3, 10): note 3 != 10
-    got = expect_shape(call(cumulative_spectrum, s), s.shape)
-    want = solution_cumulative_spectrum(s)
+@checker("Exercise 1 - smallest rank for a share of the mass")
+def check_smallest_rank(smallest_rank):
+    """`smallest_rank(s, fraction)` -> (...,) the number of singular values needed to reach `fraction`."""
+    s = torch.linalg.svdvals(_attention_maps(batch=4, n=10))       # (4, 10)
+    got = call(smallest_rank, s, 0.8)
+    if isinstance(got, int):
+        raise Mistake(f"got one number ({got}) for a batch of 4 spectra: work along the last axis and return "
+                      f"a tensor of shape (4,)")
+    got = expect_shape(got.double() if isinstance(got, torch.Tensor) else got, (4,))
+    want = solution_smallest_rank(s, 0.8)
+    energy = (s ** 2).cumsum(-1) / (s ** 2).sum(-1, keepdim=True)
     diagnose(got, {
-        "not normalised: divide the running sum by the total, so the curve ends at 1": s.cumsum(-1),
-        "you summed squared singular values (the 'energy'); Fig. 1 of the paper accumulates the singular values "
-        "themselves": (s ** 2).cumsum(-1) / (s ** 2).sum(-1, keepdim=True),
-        "the running sum went along the wrong axis: accumulate over the last axis (the singular values of one "
-        "matrix)": s.cumsum(0) / s.sum(0, keepdim=True),
-        "divided by the largest singular value instead of the total: the curve must end at 1":
-            s.cumsum(-1) / s[..., :1],
-        "that is the normalized singular values, not their running sum: use cumsum": s / s.sum(-1, keepdim=True),
+        "off by one: that is the 0-based index of the first entry that reaches the fraction; return the count "
+        "(index + 1)": want - 1,
+        "you used squared singular values (the 'energy'); the paper's Fig. 1 accumulates the singular values "
+        "themselves": (energy < 0.8).sum(-1) + 1,
+        "the running sum is not normalised: divide by the total first, so the curve ends at 1":
+            (s.cumsum(-1) < 0.8).sum(-1) + 1,
     })
-    expect(torch.allclose(got[..., -1], torch.ones(3)), "the last entry of each curve must be 1 (all the mass)")
-    expect_close(got, want)
-    return "the curve rises from σ₁/Σσ to 1."
+    expect_close(got, want.double())
+    return "e.g. 0.8 of the mass sits in the first " + ", ".join(str(int(r)) for r in want) + " of 10."
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Exercise 2: the best rank-r approximation (Eckart–Young)
+# Exercise 2: the causal counterpart of the uniform map
 
-def solution_best_rank_r(P, r):
-    """The rank-r matrix closest to P in Frobenius norm: keep the r largest singular values of the SVD."""
-    U, S, Vh = torch.linalg.svd(P)                   # P = U diag(S) Vh, S largest first
-    return U[..., :, :r] @ torch.diag_embed(S[..., :r]) @ Vh[..., :r, :]   # (..., n, m)
+def solution_prefix_average(n):
+    """(n, n): row i averages positions 0 … i — the map of a causal head that spreads its attention evenly."""
+    past = torch.ones(n, n).tril()                                  # (n, n), 1 where key j <= query i
+    return past / past.sum(dim=-1, keepdim=True)                    # row i: i + 1 entries of 1/(i + 1)
 
 
-@checker("Exercise 2 - best rank-r approximation")
-def check_best_rank_r(best_rank_r):
-    """`best_rank_r(P, r)` -> the rank-r matrix nearest to P (same shape as P)."""
-    P, r = _attention_maps(batch=2, n=12, seed=1), 3
-    got = expect_shape(call(best_rank_r, P, r), P.shape)
-    U, S, Vh = torch.linalg.svd(P)
+@checker("Exercise 2 - the uniform causal map")
+def check_prefix_average(prefix_average):
+    """`prefix_average(n)` -> (n, n) with row i equal to 1/(i+1) on columns 0..i and 0 after."""
+    n = 6
+    got = expect_shape(call(prefix_average, n), (n, n))
+    want = solution_prefix_average(n)
+    ones = torch.ones(n, n)
     diagnose(got, {
-        "you kept the r smallest singular values: torch.linalg.svd returns them largest first, keep the first r":
-            U[..., -r:] @ torch.diag_embed(S[..., -r:]) @ Vh[..., -r:, :],
-        "the singular values are missing: multiply by diag(S) between U and Vh": U[..., :r] @ Vh[..., :r, :],
-        "torch.linalg.svd already returns Vh = Vᵀ: use its first r rows, without transposing again":
-            U[..., :r] @ torch.diag_embed(S[..., :r]) @ Vh.mT[..., :r, :],
-        "that is P itself: keep only r singular values": P,
+        "the rows are not normalised: divide row i by its i + 1 ones, so it sums to 1": ones.tril(),
+        "that is the future: row i should average positions 0 … i (tril), not i … n-1 (triu)":
+            ones.triu() / ones.triu().sum(-1, keepdim=True),
+        "divided by n: row i has only i + 1 entries, so each is 1/(i + 1)": ones.tril() / n,
+        "the columns sum to 1 instead of the rows: normalise along the last axis (sum(dim=-1))":
+            ones.tril() / ones.tril().sum(0, keepdim=True),
+        "that is the bidirectional uniform map: a causal query cannot see keys after it": ones / n,
     })
-    ranks = torch.linalg.matrix_rank(got.double(), atol=1e-6)
-    expect(bool((ranks <= r).all()), f"the rank of your answer is {ranks.max().item()}, more than r = {r}")
-    expect_close(got, solution_best_rank_r(P, r))
-    return "its error is √(σ²ᵣ₊₁ + … + σ²ₙ), the smallest any rank-r matrix can reach."
-
-
+    expect(torch.allclose(got.sum(-1), torch.ones(n)), "each row must sum to 1: it is a row of attention weights")
+    expect_close(got, want)
+    big = solution_prefix_average(128)
+    rank = torch.linalg.matrix_rank(big).item()
+    s = torch.linalg.svdvals(big)
+    share = (s[:8].sum() / s.sum()).item()
+    return f"at n = 128 its rank is {rank} (full), yet its first 8 singular values carry {share:.0%} of the mass."
 # ----------------------------------------------------------------------------------------------------------------
 # Exercise 3: a Johnson–Lindenstrauss random projection
 
@@ -101,5 +108,5 @@ def check_random_projection(random_projection):
     return "dot products survive the projection on average, with an error shrinking like 1/√k."
 
 
-__all__ = ["Mistake", "check_best_rank_r", "check_cumulative_spectrum", "check_random_projection",
-           "solution_best_rank_r", "solution_cumulative_spectrum", "solution_random_projection"]
+__all__ = ["Mistake", "check_prefix_average", "check_random_projection", "check_smallest_rank",
+           "solution_prefix_average", "solution_random_projection", "solution_smallest_rank"]
