@@ -539,8 +539,7 @@ def train(config: TrainConfig, *, resume: bool = False, callback=None) -> TrainR
                             step=step, rng=rng, history=history, elapsed=elapsed, tokens=tokens)
             _write_metrics(out_dir, result.metrics)
 
-    bar = tqdm(total=config.max_steps, initial=step, desc=config.label, unit="step", disable=not config.progress,
-               dynamic_ncols=True)
+    bar = ProgressBar(config, step, elapsed)
     tokens_this_run = 0
     in_step, rng_at_step_start = False, None
     start = time.perf_counter() - elapsed
@@ -550,9 +549,7 @@ def train(config: TrainConfig, *, resume: bool = False, callback=None) -> TrainR
             done = step >= config.max_steps or out_of_time
             if done or step % config.eval_interval == 0:
                 evaluate()
-                last = history["evals"][-1]
-                bar.set_postfix(loss=f"{history['loss'][-1]:.3f}" if history["loss"] else "-",
-                                val=f"{last['val_loss']:.3f}", bpc=f"{last['val_bpc']:.3f}")
+                bar.show(step, elapsed, history, done=done)
                 if done:
                     finish("steps" if step >= config.max_steps else "time", _rng_states(batches))
                     break
@@ -592,20 +589,40 @@ def train(config: TrainConfig, *, resume: bool = False, callback=None) -> TrainR
             tokens_this_run += x.numel()
             history["loss"].append(loss_value)
             history["seconds"].append(round(elapsed, 3))
-            bar.update(1)
             if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{history['evals'][-1]['val_loss']:.3f}",
-                                bpc=f"{history['evals'][-1]['val_bpc']:.3f}", refresh=False)
+                bar.show(step, elapsed, history)
     except KeyboardInterrupt:
         # A step cut off half-way is dropped: its batch is drawn again on resume (RNG from the step's start).
         finish("interrupted", rng_at_step_start if in_step else _rng_states(batches))
         where = f"; saved {path} — continue with resume=True (--resume)" if path is not None else ""
         tqdm.write(f"Interrupted at step {step}{where}")
     finally:
-        bar.close()
+        bar.bar.close()
     if callback is not None and result.stopped != "interrupted":
         callback(result)
     return result
+
+
+class ProgressBar:
+    """A tqdm bar over the steps, or over the seconds when a time budget is set (then the clock usually ends the
+    run), showing the step, the latest training loss and the latest validation loss and bits per char."""
+
+    def __init__(self, config: TrainConfig, step: int, elapsed: float):
+        self.by_time = config.minutes is not None
+        total = round(60 * config.minutes) if self.by_time else config.max_steps
+        self.bar = tqdm(total=total, initial=min(round(elapsed), total) if self.by_time else step,
+                        desc=config.label, unit="s" if self.by_time else "step", disable=not config.progress,
+                        dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} {unit} [{elapsed}{postfix}]")
+
+    def show(self, step, elapsed, history, done=False):
+        last = history["evals"][-1] if history["evals"] else None
+        self.bar.set_postfix({"step": step, "loss": f"{history['loss'][-1]:.3f}" if history["loss"] else "-",
+                              "val": f"{last['val_loss']:.3f}" if last else "-",
+                              "bits/char": f"{last['val_bpc']:.3f}" if last else "-"}, refresh=False)
+        position = min(elapsed, self.bar.total) if self.by_time else step
+        if done and self.by_time and elapsed >= self.bar.total:
+            position = self.bar.total
+        self.bar.update(position - self.bar.n)
 
 
 def _nan_advice(path):
