@@ -367,3 +367,18 @@ def test_live_loss_plot_draws_every_run_it_saw(text_file):
     assert len(fig.axes[0].lines) == 4                                   # a training and a validation line each
     with pytest.raises(ValueError, match=exactly("x: got 'time', expected one of 'step', 'seconds'")):
         T.LiveLossPlot(x="time")
+
+
+def test_mixed_precision_with_a_grad_scaler_resumes_exactly(text_file, tmp_path, monkeypatch):
+    """The CUDA fp16 path (autocast + GradScaler), run on the CPU with bf16 autocast and a CPU GradScaler: the
+    scaler's state goes into the checkpoint and comes back, so resuming is still exact."""
+    monkeypatch.setattr(T, "amp_settings", lambda device_type, enabled=True: T.AmpSettings(torch.bfloat16, True))
+    straight = T.train(tiny(text_file, max_steps=6, eval_interval=3))
+    cfg = tiny(text_file, max_steps=6, eval_interval=3, out_dir=str(tmp_path / "run"))
+    T.train(cfg, callback=stop_at(3))
+    scaler_state = read_checkpoint(tmp_path / "run")["scaler"]
+    assert scaler_state["scale"] > 0 and scaler_state["_growth_tracker"] == 3
+    resumed = T.train(cfg, resume=True)
+    assert same_weights(straight.model, resumed.model)
+    assert read_checkpoint(tmp_path / "run")["scaler"]["_growth_tracker"] == 6   # counted on from 3, not from 0
+    assert resumed.metrics["amp"] == "bfloat16"
