@@ -1,0 +1,699 @@
+"""An interactive explorer of low-rank attention: move k and watch the Linformer's map approach the full one.
+
+For one input x (n, dim), one head, and the same queries and keys (the same to_q, to_k) it draws
+
+    full map        A   = softmax(Q Kᵀ / √d)           (n, n)   what full attention applies to the values
+    Linformer map   P̄   = softmax(Q (E K)ᵀ / √d)       (n, k)   attention over k projected keys (paper, eq. 7)
+    effective map   P̄·F                             (n, n)   what the Linformer applies to the values
+    spectrum        σ₁ ≥ σ₂ ≥ … of A, with k marked
+
+and prints the relative error ‖A − P̄F‖_F / ‖A‖_F beside the best any rank-k map can do, √(Σ_{i>k} σᵢ²) / ‖A‖_F
+(Eckart–Young): P̄F has rank at most k, so it can never beat that floor. P̄ and P̄F come from
+`LinformerSelfAttention.attention_maps`, the package's own layer.
+
+    explorer = AttentionExplorer()                          # random vectors or a text sentence
+    explorer = AttentionExplorer(model=lm, tokens=ids)      # the attention of a (trained) LinformerLM
+    explorer                                                # last line of a cell: shows the widget
+    explorer.set(k=8, projection="mean")                    # drive it from code; explorer.result has the numbers
+
+Inputs ("sources"): random vectors; a text sentence (a random vector per character plus a sinusoidal position
+code); or every attention layer of a model run on tokens — any module whose attention layers have `to_q`/`to_k`
+(`LinformerLM`, `Linformer`, full or causal), layer and head selectable. Random and text inputs get fresh
+weights from the seed; a model's layers keep theirs.
+
+Controls the paper varies: k, heads (dim_head = dim / heads bounds the rank of Q Kᵀ), the projection kind
+(learned and conv as initialised, random Gaussian, mean pooling over windows of about n/k positions, identity =
+keep the first k keys; a Linformer model also offers its own trained E, F), the sharing level. Two more: `sharpness` β scales the queries (β > 1:
+peakier attention, higher rank), and `fit F` replaces F by the least-squares best F for this E — what training
+F alone could reach.
+
+Speed: one figure and one set of artists, made once. A control change recomputes only what it touches (the full
+map and its SVD are cached per input), updates the artists with `set_data`, redraws just those artists over a
+saved background (blitting on the Agg canvas) and sends the image bytes to an `ipywidgets.Image`: the picture is
+swapped in place, so there is no flicker and no stacked figures. Core ipywidgets and matplotlib's Agg only, so it runs
+unchanged in JupyterLab and Colab. `measure_latency()` times a series of control changes.
+"""
+import io
+import math
+import statistics
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from einops import rearrange
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import AsinhNorm
+from matplotlib.figure import Figure
+from PIL import Image as PILImage
+from torch import nn
+
+from ._checks import check_choice, check_positive_int
+from .attention import FullSelfAttention, attention_weights
+from .causal import CausalLinformerSelfAttention
+from .linformer import LinformerSelfAttention
+from .projections import SHARING
+
+PROJECTIONS = ("learned", "random", "mean", "conv", "identity")   # "model" too, for a Linformer model's layers
+PROJECTION_LABELS = {"learned": "learned (at init)", "random": "random Gaussian (JL)", "mean": "mean pooling",
+                     "conv": "convolution (at init)", "identity": "identity: first k keys",
+                     "model": "the model's own E, F"}
+SENTENCE = ("attention is all you need, but the attention map is nearly low rank: a few directions carry "
+            "most of its weight, so k mixtures of the n keys can stand in for all of them. ")
+MAX_LEN = 256   # longest input for random vectors and text
+# the controls, each before those whose range it sets (n bounds k, heads bounds head, projection fixes k)
+ORDER = ("source", "layer", "n", "heads", "head", "projection", "sharing", "k", "seed", "sharpness", "fit_f")
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sources: where x, and the weights that turn it into queries and keys, come from
+
+class RandomVectors:
+    """x: n independent standard-normal vectors. Weights: fresh, from the seed."""
+    label, layers, fixed_heads = "random vectors", 1, None
+
+    def __init__(self, dim):
+        self.dim, self.max_len = dim, MAX_LEN
+
+    def inputs(self, n, seed, layer=0):
+        g = torch.Generator().manual_seed(2 * seed)   # fresh weights draw from 2·seed + 1: independent
+        return torch.randn(1, n, self.dim, generator=g), None                    # (1, n, dim)
+
+
+class Sentence:
+    """x: a random vector per character (the same character gives the same vector) plus a sinusoidal position
+    code (Vaswani et al. 2017), for the text repeated to length n. Weights: fresh, from the seed."""
+    label, layers, fixed_heads = "text sentence", 1, None
+
+    def __init__(self, dim, text=SENTENCE):
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"text: expected a non-empty string, got {text!r}")
+        self.dim, self.text, self.max_len = dim, text, MAX_LEN
+        self.chars = sorted(set(text))
+
+    def inputs(self, n, seed, layer=0):
+        text = (self.text * math.ceil(n / len(self.text)))[:n]
+        ids = torch.tensor([self.chars.index(c) for c in text])                  # (n,)
+        g = torch.Generator().manual_seed(2 * seed)
+        table = torch.randn(len(self.chars), self.dim, generator=g)             # (chars, dim)
+        return (table[ids] + sinusoids(n, self.dim))[None], None                # (1, n, dim)
+
+
+def sinusoids(n, dim):
+    """The sinusoidal position code: (n, dim), sines in the even features and cosines in the odd ones."""
+    position = torch.arange(n)[:, None]                                          # (n, 1)
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2) / dim)         # (ceil(dim/2),)
+    angle = position * freq                                                      # (n, ceil(dim/2))
+    code = torch.zeros(n, dim)
+    code[:, 0::2], code[:, 1::2] = angle.sin(), angle.cos()[:, :dim // 2]
+    return code                                                                  # (n, dim)
+
+
+def attention_layers(model):
+    """The attention layers of a model, in order: every submodule (or the model) with to_q, to_k and heads."""
+    return [m for m in model.modules() if all(hasattr(m, a) for a in ("to_q", "to_k", "heads"))]
+
+
+class ModelLayers:
+    """x: the input each attention layer of `model` receives when the model runs on `tokens` (after its norm).
+    Weights: that layer's own to_q, to_k (and E, F for a Linformer layer)."""
+    label = "model"
+
+    def __init__(self, model, tokens):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module such as a LinformerLM, got {type(model).__name__}")
+        self.model, self.attn = model, attention_layers(model)
+        if not self.attn:
+            raise ValueError(f"model: found no attention layer (a submodule with to_q, to_k and heads) in "
+                             f"{type(model).__name__}")
+        tokens = torch.as_tensor(tokens)
+        if tokens.dim() == 2 and tokens.shape[0] == 1:
+            tokens = tokens[0]
+        if tokens.dim() != 1 or tokens.dtype.is_floating_point or tokens.dtype == torch.bool or not len(tokens):
+            raise ValueError(f"tokens: expected a non-empty 1-D sequence of integer token ids, got "
+                             f"{tuple(tokens.shape)} of {tokens.dtype}")
+        self.tokens, self.layers = tokens.long(), len(self.attn)
+        self.dim = self.attn[0].to_q.in_features
+        self.fixed_heads = self.attn[0].heads
+        self.max_len = min(len(tokens), getattr(model, "seq_len", len(tokens)))
+        self._seen = (None, None)   # (n, [x per layer])
+
+    @torch.no_grad()
+    def inputs(self, n, seed=0, layer=0):
+        if self._seen[0] != n:
+            xs = [None] * self.layers
+            record = lambda i: lambda module, args, kwargs: xs.__setitem__(i, args[0] if args else kwargs["x"])
+            hooks = [m.register_forward_pre_hook(record(i), with_kwargs=True) for i, m in enumerate(self.attn)]
+            training = self.model.training
+            try:
+                self.model.eval()
+                device = next(self.model.parameters()).device
+                self.model(self.tokens[None, :n].to(device))
+            finally:
+                self.model.train(training)
+                for hook in hooks:
+                    hook.remove()
+            self._seen = (n, [x.detach().float() for x in xs])
+        return self._seen[1][layer], self.attn[layer]                            # (1, n, dim), the layer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The computation: full map, Linformer maps, spectrum, errors
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a picture depends on: one value per control."""
+    source: int = 0
+    layer: int = 0
+    n: int = 128
+    heads: int = 4
+    head: int = 0
+    k: int = 16
+    projection: str = "mean"
+    sharing: str = "headwise"
+    seed: int = 0
+    sharpness: float = 1.0
+    fit_f: bool = False
+
+
+@dataclass
+class Comparison:
+    """One head's maps and how far apart they are (tensors on the CPU)."""
+    full: torch.Tensor               # (n, n)  A
+    p_bar: torch.Tensor              # (n, k)  P̄
+    effective: torch.Tensor          # (n, n)  P̄ F
+    singular_values: torch.Tensor    # (n,)    of A, descending
+    error: float                     # ‖A − P̄F‖_F / ‖A‖_F
+    best_error: float                # √(Σ_{i>k} σᵢ²) / ‖A‖_F: the best any rank-k map can do
+    k: int                           # the k used (pooling needs k to divide n: the largest such k <= asked)
+    notes: tuple = ()
+
+
+def relative_error(full, approx):
+    """‖A − Â‖_F / ‖A‖_F over the last two dimensions."""
+    return torch.linalg.matrix_norm(full - approx) / torch.linalg.matrix_norm(full)
+
+
+def best_rank_error(singular_values, k):
+    """The smallest ‖A − Â‖_F / ‖A‖_F over all Â of rank <= k (Eckart–Young), from A's singular values."""
+    energy = singular_values.pow(2)                                              # (…, n)
+    return (energy[..., k:].sum(-1) / energy.sum(-1)).sqrt()
+
+
+def split_heads(t, heads):
+    return rearrange(t, "b n (h d) -> b h n d", h=heads)                         # (b, h, n, d)
+
+
+@torch.no_grad()
+def full_maps(layer, x, causal=False):
+    """A = softmax(Q Kᵀ / √d) for every head of `layer` on x (1, n, dim): (h, n, n)."""
+    q = split_heads(layer.to_q(x), layer.heads)                                  # (1, h, n, d)
+    k = split_heads(layer.to_k(x), layer.to_k.out_features // q.shape[-1])       # (1, h or 1, n, d)
+    return attention_weights(q, k.expand_as(q), causal=causal)[0]                # (h, n, n)
+
+
+def usable_k(projection, k, n):
+    """A convolution's windows all have n/k positions, so k must divide n: the largest such k <= the one asked."""
+    if projection != "conv" or n % k == 0:
+        return k
+    return max(d for d in divisors(n) if d <= k)
+
+
+def mean_pooling(n, k):
+    """Eᵀ (n, k) averaging k consecutive windows of n/k positions, rounded: window j is positions
+    ⌊j·n/k⌋ … ⌊(j+1)·n/k⌋ - 1. When k divides n this is the package's projection="mean"."""
+    edges = torch.arange(k + 1) * n // k                                         # (k+1,)
+    position = torch.arange(n)[:, None]                                          # (n, 1)
+    inside = (position >= edges[:-1]) & (position < edges[1:])                   # (n, k) bool
+    return inside / inside.sum(0)                                                # (n, k) columns sum to 1
+
+
+def linformer_layer(s, dim, dim_head, kv_heads, weights):
+    """A fresh LinformerSelfAttention for these settings, its to_q and to_k taken from `weights`."""
+    fixed = {"identity": torch.eye(s.n, s.k), "mean": mean_pooling(s.n, s.k)}.get(s.projection)   # (n, k)
+    kind = "random" if fixed is not None else s.projection   # a fixed matrix is written over a random one
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s.seed)
+        layer = LinformerSelfAttention(dim, s.n, k=s.k, heads=s.heads, dim_head=dim_head,
+                                       one_kv_head=kv_heads == 1, sharing=s.sharing, projection=kind)
+    layer.requires_grad_(False)
+    layer.to_q.weight.copy_(weights.to_q.weight)
+    layer.to_k.weight.copy_(weights.to_k.weight)
+    if fixed is not None:
+        for P in (layer.proj_k, layer.proj_v):
+            if P is not None:
+                P.copy_(fixed.expand_as(P))
+    return layer
+
+
+@torch.no_grad()
+def fit_values(p_bar, full):
+    """The best F for this P̄: argmin ‖A − P̄ Fᵀ‖_F, by least squares. Returns P̄ Fᵀ (…, n, n)."""
+    return p_bar @ torch.linalg.lstsq(p_bar.double(), full.double()).solution.to(full.dtype)
+
+
+@contextmanager
+def one_thread():
+    """Run tiny tensor work on one thread: faster, and on a busy machine threads that wait for each other can
+    turn a 0.02 ms matmul into 40 ms. The previous thread count comes back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fresh_layer(dim, heads, seed, sharpness=1.0):
+    """An untrained attention layer whose W_Q, W_K have N(0, 1/dim) entries: for inputs of unit variance the
+    queries and keys have unit variance too, so the scores Q Kᵀ/√d have a standard deviation of about β."""
+    layer = FullSelfAttention(dim, heads=heads).requires_grad_(False)
+    g = torch.Generator().manual_seed(2 * seed + 1)   # inputs draw from 2·seed: independent of these
+    for linear, scale in ((layer.to_q, sharpness), (layer.to_k, 1.0)):
+        linear.weight.copy_(torch.randn(linear.weight.shape, generator=g) * scale / math.sqrt(dim))
+    return layer
+
+
+class Computer:
+    """Settings -> Comparison, caching what a control change leaves alone (inputs, full maps, their spectra)."""
+
+    def __init__(self, sources):
+        self.sources = sources
+        self._cache = (None, None)
+
+    def full(self, s):
+        """x, the layer whose to_q/to_k make Q and K, A for every head (h, n, n) and A's singular values."""
+        key = (s.source, s.layer, s.n, s.seed, s.heads, s.sharpness)
+        if self._cache[0] != key:
+            source = self.sources[s.source]
+            x, layer = source.inputs(s.n, s.seed, s.layer)
+            if layer is None:
+                layer = fresh_layer(source.dim, s.heads, s.seed, s.sharpness)
+            causal = getattr(layer, "causal", False) or isinstance(layer, CausalLinformerSelfAttention)
+            x = x.to(layer.to_q.weight.device)
+            A = full_maps(layer, x, causal).float().cpu()                        # (h, n, n)
+            self._cache = (key, (x, layer, A, torch.linalg.svdvals(A)))          # svdvals: (h, n)
+        return self._cache[1]
+
+    def __call__(self, s):
+        with one_thread(), torch.no_grad():
+            return self._compare(s)
+
+    def _compare(self, s):
+        x, weights, A, sv = self.full(s)
+        notes = []
+        if s.projection == "model":   # the layer's own, trained E and F, on its device
+            layer = weights
+        else:                         # a fresh layer on the CPU with the same to_q, to_k
+            x = x.cpu()
+            k = usable_k(s.projection, s.k, s.n)
+            if k != s.k:
+                notes.append(f"a convolution's windows need k to divide n={s.n}: using k={k}")
+                s = replace(s, k=k)
+            kv_heads = weights.to_k.out_features // weights.dim_head
+            layer = linformer_layer(s, x.shape[-1], weights.dim_head, kv_heads, weights)
+        maps = layer.attention_maps(x)
+        p_bar = maps.p_bar[0, s.head].float().cpu()                             # (n, k)
+        effective = maps.effective[0, s.head].float().cpu()                     # (n, n)
+        if s.fit_f:
+            effective = fit_values(p_bar, A[s.head])                             # (n, n)
+        return Comparison(full=A[s.head], p_bar=p_bar, effective=effective, singular_values=sv[s.head],
+                          error=relative_error(A[s.head], effective).item(),
+                          best_error=best_rank_error(sv[s.head], p_bar.shape[-1]).item(),
+                          k=p_bar.shape[-1], notes=tuple(notes))
+
+
+def compare(source, **settings):
+    """One Comparison without widgets: `compare(RandomVectors(64), n=128, k=16, projection="mean")`."""
+    return Computer([source])(Settings(**settings))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The picture: one figure, made once; each change redraws only the artists that changed
+
+class Picture:
+    """Four panels — A, P̄, P̄F on one colour scale, and A's spectrum — rendered to PNG bytes by blitting.
+
+    Axes, labels, titles and the colour bar form a background drawn once per sequence length; an update puts new
+    data on the images and lines (`set_data`), pastes the background and draws only those artists on it.
+    """
+
+    def __init__(self, width=12.0, height=3.3, dpi=80):
+        self.figure = Figure(figsize=(width, height), dpi=dpi)
+        self.canvas = FigureCanvasAgg(self.figure)
+        axes = self.figure.subplots(1, 4, gridspec_kw=dict(width_ratios=[1, 1, 1, 1.15]))
+        self.figure.subplots_adjust(left=0.025, right=0.985, top=0.80, bottom=0.13, wspace=0.28)
+        # one scale for all three maps, linear near 0 and logarithmic beyond ±0.02 (asinh): small weights stay
+        # visible next to large ones, and so do the negative weights an untrained E, F give P̄F
+        # (the maps are coloured here, at their own resolution, and drawn as RGB pixels: cheaper than letting
+        # every redraw colour the upsampled picture)
+        self.colours = ScalarMappable(AsinhNorm(linear_width=0.02, vmin=-1, vmax=1), "RdBu_r")
+        self.images = [ax.imshow(np.zeros((2, 2, 4), np.uint8), interpolation="nearest", aspect="auto")
+                       for ax in axes[:3]]
+        titles = ("full map A = softmax(QKᵀ/√d)\n(n×n)", "Linformer map P̄ = softmax(Q(EK)ᵀ/√d)\n(n×k)",
+                  "effective map P̄·F\n(n×n, rank ≤ k)")
+        for ax, title, xlabel in zip(axes[:3], titles, ("key", "projected key", "key")):
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel(xlabel, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0].set_ylabel("query", fontsize=9)
+        bar = self.figure.colorbar(self.colours, ax=axes[:3].tolist(), fraction=0.02, pad=0.01)
+        bar.set_ticks([-1, -0.1, -0.02, 0, 0.02, 0.1, 1], labels=["−1", "−0.1", "−0.02", "0", "0.02", "0.1", "1"])
+        bar.ax.tick_params(labelsize=7)
+        spec = axes[3]
+        spec.set_yscale("log")
+        spec.set_ylim(1e-5, 2)
+        spec.set_xlabel("index i", fontsize=9)
+        spec.set_title("singular values σᵢ/σ₁ of A\n(red: what rank k drops)", fontsize=9)
+        spec.tick_params(labelsize=8)
+        spec.grid(True, which="major", alpha=0.3)
+        self.spectrum, = spec.plot([1], [1], color="tab:blue", lw=1.5)
+        self.tail, = spec.plot([1], [1], color="tab:red", lw=2.5)
+        self.k_line = spec.axvline(1, color="k", lw=1, ls="--")
+        self.headline = self.figure.suptitle("", fontsize=11, y=0.99, visible=False)   # for snapshots only
+        self.dynamic = [*self.images, self.spectrum, self.tail, self.k_line]
+        self.axes, self._n, self._background = axes, None, None
+
+    def update(self, c):
+        """Put a Comparison on the artists; re-lay the background only when n changes."""
+        n, k = c.full.shape[-1], c.k
+        if self._n != n:
+            for ax in self.axes[:3]:
+                ax.set_xlim(-0.5, n - 0.5)
+                ax.set_ylim(n - 0.5, -0.5)
+            self.axes[3].set_xlim(0, n + 1)
+            self._n, self._background = n, None
+        for image, matrix in zip(self.images, (c.full, c.p_bar, c.effective)):
+            image.set_data(self.colours.to_rgba(matrix.numpy(), bytes=True))             # (n, ·, 4) uint8
+            image.set_extent((-0.5, matrix.shape[1] - 0.5, n - 0.5, -0.5))
+        self.axes[1].set_xlim(-0.5, k - 0.5)
+        s = (c.singular_values / c.singular_values[0]).numpy()                  # (n,)
+        index = np.arange(1, n + 1)
+        self.spectrum.set_data(index, s)
+        self.tail.set_data(index[k:], s[k:])    # σ_{k+1} … σ_n: the part any rank-k map must drop
+        self.k_line.set_xdata([k, k])
+        self.headline.set_text(f"‖A − P̄F‖/‖A‖ = {c.error:.3f}      best rank-{k} error = {c.best_error:.3f}")
+
+    def render(self):
+        """The picture as JPEG bytes: paste the background, draw the changed artists, encode."""
+        if self._background is None:
+            for artist in self.dynamic:
+                artist.set_visible(False)
+            self.canvas.draw()
+            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+            for artist in self.dynamic:
+                artist.set_visible(True)
+        self.canvas.restore_region(self._background)
+        for artist in self.dynamic:
+            self.figure.draw_artist(artist)
+        return encode(self.canvas, "jpeg")
+
+    def snapshot_png(self):
+        """The whole figure with the errors in a headline, drawn from scratch (for static copies)."""
+        self.headline.set_visible(True)
+        try:
+            self.canvas.draw()
+            return encode(self.canvas, "png")
+        finally:
+            self.headline.set_visible(False)
+
+    @property
+    def size(self):
+        return tuple(int(v) for v in self.canvas.get_width_height())         # (W, H) pixels
+
+
+def encode(canvas, format):
+    """The canvas as image bytes. Live updates use JPEG at quality 90 without chroma subsampling: no visible
+    loss at this size, and a quarter of PNG's encoding time. Snapshots (kept in notebooks) use PNG."""
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]                              # (H, W, 3) uint8
+    out = io.BytesIO()
+    options = dict(quality=90, subsampling=0) if format == "jpeg" else dict(compress_level=6)
+    PILImage.fromarray(rgb).save(out, format=format, **options)
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The widget
+
+def _import_widgets():
+    import ipywidgets
+    return ipywidgets
+
+
+def set_range(slider, low, high):
+    """A slider's new [min, max], in an order that never has min > max on the way (ipywidgets refuses that)."""
+    if low > slider.max:
+        slider.max, slider.min = high, low
+    else:
+        slider.min, slider.max = low, high
+
+
+class AttentionExplorer:
+    """Full attention map vs the Linformer's, for one head, with sliders. Display it as a cell's last line.
+
+    model, tokens: optional — a model with attention layers (e.g. a trained `LinformerLM`) and the token ids
+    (1-D) to run it on; adds the "model" input with layer and head selection.
+    dim: the width of random and text inputs. text: the sentence of the text input.
+    The other arguments are the controls' starting values (see `Settings`); source is "random vectors",
+    "text sentence" or "model".
+    """
+
+    def __init__(self, model=None, tokens=None, *, dim=64, text=SENTENCE, source=None, n=None, k=None, heads=None,
+                 head=0, layer=0, projection=None, sharing="headwise", seed=0, sharpness=1.0, fit_f=False):
+        widgets = _import_widgets()
+        check_positive_int("dim", dim)
+        self.sources = [RandomVectors(dim), Sentence(dim, text)]
+        if model is not None or tokens is not None:
+            if model is None or tokens is None:
+                raise ValueError("model, tokens: give both (a model and the token ids to run it on) or neither")
+            self.sources.append(ModelLayers(model, tokens))
+        labels = [src.label for src in self.sources]
+        if source is None:
+            source = labels[-1] if model is not None else "text sentence"
+        check_choice("source", source, labels)
+        self.dim = dim
+        self.compute = Computer(self.sources)
+        self.drawing = Picture()
+        self.result, self.image, self._holding = None, b"", False
+
+        slider = dict(continuous_update=False, style={"description_width": "90px"},
+                      layout=widgets.Layout(width="290px"))
+        menu = dict(style={"description_width": "90px"}, layout=widgets.Layout(width="290px"))
+        c = self.controls = {
+            "source": widgets.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)],
+                                       value=labels.index(source), description="input", **menu),
+            "layer": widgets.IntSlider(0, min=0, max=0, description="layer", **slider),
+            "n": widgets.IntSlider(8, min=8, max=MAX_LEN, step=8, description="length n", **slider),
+            "heads": widgets.SelectionSlider(options=divisors(dim), value=1, description="heads", **slider),
+            "head": widgets.IntSlider(0, min=0, max=0, description="head", **slider),
+            "k": widgets.IntSlider(1, min=1, max=MAX_LEN, description="k", **slider),
+            "projection": widgets.Dropdown(options=self._projection_options(False), value="learned",
+                                           description="E, F", **menu),
+            "sharing": widgets.Dropdown(options=SHARING, value="headwise", description="sharing", **menu),
+            "seed": widgets.IntSlider(0, min=0, max=99, description="seed", **slider),
+            "sharpness": widgets.FloatLogSlider(1.0, base=2, min=-2, max=3, step=0.25, description="sharpness β",
+                                                readout_format=".2f", **slider),
+            "fit_f": widgets.Checkbox(False, description="fit F to A (least squares)", indent=False,
+                                      layout=widgets.Layout(width="260px")),
+        }
+        W, H = self.drawing.size
+        self.picture = widgets.Image(format="jpeg", layout=widgets.Layout(width=f"{W}px", height=f"{H}px"))
+        self.status = widgets.HTML(layout=widgets.Layout(min_height="24px"))
+        self.log = widgets.Output(layout=widgets.Layout(max_height="240px", overflow="auto"))
+        columns = [["source", "layer", "n", "seed"], ["heads", "head", "sharpness"], ["k", "projection", "sharing",
+                                                                                       "fit_f"]]
+        controls = widgets.HBox([widgets.VBox([c[name] for name in col]) for col in columns])
+        self.widget = widgets.VBox([controls, self.picture, self.status, self.log])
+        self.widget.add_class("linformer-explorer")   # a handle for the browser test and for custom CSS
+        for control in c.values():
+            control.observe(self._changed, names="value")
+        # defaults that depend on the input: n = 128 or as long as it allows, k = 16 or n; a model keeps its own
+        # heads, and a Linformer model starts with its own E, F
+        src = self.sources[labels.index(source)]
+        n = min(128, src.max_len - src.max_len % 8 or src.max_len) if n is None else n
+        own = isinstance(src, ModelLayers) and isinstance(src.attn[0], LinformerSelfAttention)
+        start = dict(source=source, layer=layer, n=n, heads=heads, head=head, k=min(16, n) if k is None else k,
+                     projection=projection or ("model" if own else "mean"), sharing=sharing, seed=seed,
+                     sharpness=sharpness, fit_f=fit_f)
+        if heads is None:
+            start["heads"] = src.fixed_heads or 4
+        if start["projection"] == "model":
+            del start["k"], start["sharing"]   # the layer's own
+        self.set(**start)
+
+    # -- showing it --------------------------------------------------------------------------------------------
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+    def snapshot(self):
+        """The current picture as an IPython Image: a static copy that stays in the saved notebook."""
+        from IPython.display import Image
+        return Image(data=self.drawing.snapshot_png(), format="png")
+
+    @property
+    def figure(self):
+        return self.drawing.figure
+
+    # -- driving it --------------------------------------------------------------------------------------------
+    def set(self, **values):
+        """Set several controls at once, then redraw once: `explorer.set(k=8, projection="mean")`.
+
+        Names are the keys of `explorer.controls`; source and projection also take their names. Returns self.
+        """
+        unknown = sorted(set(values) - set(self.controls))
+        if unknown:
+            raise TypeError(f"set: unknown control(s) {', '.join(unknown)}; expected some of "
+                            f"{', '.join(self.controls)}")
+        if "source" in values and isinstance(values["source"], str):
+            labels = [src.label for src in self.sources]
+            values["source"] = labels.index(check_choice("source", values["source"], labels))
+        self._holding = True
+        try:
+            for name in ORDER:
+                if name in values:
+                    self._sync_ranges()
+                    self._set_value(name, values[name])
+            self._sync_ranges()
+        finally:
+            self._holding = False
+        self.update()
+        return self
+
+    def _set_value(self, name, value):
+        control = self.controls[name]
+        if name == "source":
+            check_choice("source", value, range(len(self.sources)))
+        elif name in ("projection", "sharing"):
+            allowed = [v for _, v in control.options] if name == "projection" else list(control.options)
+            check_choice(name, value, allowed)
+        elif name == "heads":
+            if control.disabled and value != control.value:
+                raise ValueError(f"heads: the model's layers have {control.value} heads; got {value!r}")
+            if value not in control.options:
+                raise ValueError(f"heads: got {value!r}, expected one of {list(control.options)} "
+                                 f"(the divisors of dim={self.dim})")
+        elif name == "fit_f":
+            if not isinstance(value, bool):
+                raise TypeError(f"fit_f: expected True or False, got {value!r}")
+        elif name == "sharpness":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.25 <= value <= 8:
+                raise ValueError(f"sharpness: got {value!r}, expected a number from 0.25 to 8")
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or not control.min <= value <= control.max:
+                raise ValueError(f"{name}: got {value!r}, expected an int from {control.min} to {control.max}")
+        control.value = value
+
+    def _projection_options(self, own):
+        kinds = PROJECTIONS + (("model",) if own else ())
+        return [(PROJECTION_LABELS[kind], kind) for kind in kinds]
+
+    def _sync_ranges(self):
+        """Make the controls' ranges agree with the input and with each other (no redraw: _holding is set)."""
+        c = self.controls
+        source = self.sources[c["source"].value]
+        model = isinstance(source, ModelLayers)
+        c["layer"].max = source.layers - 1
+        c["layer"].disabled = source.layers == 1
+        c["n"].max = max(8, source.max_len - source.max_len % 8)
+        heads = [source.fixed_heads] if model else divisors(self.dim)
+        if list(c["heads"].options) != heads:
+            c["heads"].options = heads
+            c["heads"].value = heads[0] if model else (4 if 4 in heads else heads[0])
+        c["heads"].disabled = model
+        c["head"].max = c["heads"].value - 1
+        own = model and isinstance(source.attn[c["layer"].value], LinformerSelfAttention)
+        if [v for _, v in c["projection"].options] != [v for _, v in self._projection_options(own)]:
+            current = c["projection"].value
+            c["projection"].options = self._projection_options(own)
+            c["projection"].value = current if current != "model" or own else "learned"
+        c["sharpness"].disabled = model
+        if model:
+            c["sharpness"].value = 1.0
+        uses_own = c["projection"].value == "model"
+        if uses_own:
+            layer = source.attn[c["layer"].value]
+            set_range(c["k"], layer.k, layer.k)
+            c["sharing"].value = layer.sharing
+        else:
+            set_range(c["k"], 1, c["n"].value)
+        c["k"].disabled = c["sharing"].disabled = uses_own
+
+    def settings(self):
+        values = {name: control.value for name, control in self.controls.items()}
+        return Settings(**values)
+
+    def _changed(self, change):
+        if self._holding:
+            return
+        try:
+            self._holding = True
+            self._sync_ranges()
+        except Exception:
+            self._show_error()
+            return
+        finally:
+            self._holding = False
+        self.update()
+
+    def update(self):
+        """Recompute and redraw for the current controls; an error goes to the output area, not lost."""
+        try:
+            s = self.settings()
+            self.result = c = self.compute(s)
+            self.drawing.update(c)
+            self.image = self.drawing.render()
+            self.picture.value = self.image
+            parts = [f"head {s.head} of {s.heads}", f"n = {s.n}", f"k = {c.k}",
+                     f"‖A − P̄F‖<sub>F</sub>/‖A‖<sub>F</sub> = <b>{c.error:.3f}</b>",
+                     f"best rank-{c.k}: {c.best_error:.3f}", *c.notes]
+            self.status.value = " · ".join(parts)
+            if self.log.outputs:
+                self.log.outputs = ()
+        except Exception:
+            self._show_error()
+
+    def _show_error(self):
+        """Show the traceback in the output area (a callback's exception would otherwise vanish)."""
+        etype, evalue, tb = sys.exc_info()
+        self.log.outputs = ({"output_type": "error", "ename": etype.__name__, "evalue": str(evalue),
+                             "traceback": traceback.format_exception(etype, evalue, tb)},)
+        self.status.value = f"<span style='color:#b00'>error: {type(evalue).__name__}: {evalue}</span>"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Speed
+
+def measure_latency(n=128, repeats=40, control="k", explorer=None):
+    """Median time of one control change — compute and redraw, ending with the PNG handed to the Image widget.
+
+    Steps `control` ("k", "seed", "head", "projection" or "sharing") through values, timing each `set`.
+    Returns {"median_ms", "p90_ms", "cpu_median_ms", "n", "control", "repeats", "threads"}; cpu_median_ms is the
+    process CPU time, which other programs on the machine do not inflate.
+    """
+    ex = explorer or AttentionExplorer(n=n, k=16)
+    values = {"k": [8 + (i % 24) for i in range(repeats)], "seed": [1 + i % 50 for i in range(repeats)],
+              "head": [(i + 1) % ex.controls["heads"].value for i in range(repeats)],
+              "projection": [PROJECTIONS[(i + 1) % 4] for i in range(repeats)],
+              "sharing": [SHARING[(i + 1) % 4] for i in range(repeats)]}
+    check_choice("control", control, tuple(values))
+    ex.set(**{control: values[control][-1]})   # warm up
+    wall, cpu = [], []
+    for value in values[control]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        ex.controls[control].value = value     # what a slider move does: the observer runs the update
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    wall_ms, cpu_ms = sorted(1000 * w for w in wall), [1000 * c for c in cpu]
+    return {"median_ms": statistics.median(wall_ms), "p90_ms": wall_ms[int(0.9 * (len(wall_ms) - 1))],
+            "cpu_median_ms": statistics.median(cpu_ms), "n": ex.settings().n, "control": control,
+            "repeats": repeats, "threads": torch.get_num_threads()}

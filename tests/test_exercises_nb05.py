@@ -1,0 +1,85 @@
+"""Notebook 05's exercise checkers: the worked solutions pass, typical wrong answers get the right feedback."""
+import pytest
+import torch
+
+from linformer_edu.exercises import nb05
+from linformer_edu.explore import best_rank_error, fit_values, relative_error
+
+
+def feedback(check, answer, capsys):
+    ok = check(answer)
+    return ok, capsys.readouterr().out.strip()
+
+
+@pytest.mark.parametrize("check, solution", [
+    (nb05.check_relative_error, nb05.solution_relative_error),
+    (nb05.check_best_rank_error, nb05.solution_best_rank_error),
+    (nb05.check_fitted_effective_map, nb05.solution_fitted_effective_map),
+])
+def test_worked_solutions_pass(check, solution, capsys):
+    ok, out = feedback(check, solution, capsys)
+    assert ok and out.startswith("✓ Exercise") and "correct" in out
+
+
+def test_worked_solutions_are_what_the_explorer_computes():
+    g = torch.Generator().manual_seed(0)
+    A, B = torch.rand(3, 7, 7, generator=g), torch.rand(3, 7, 7, generator=g)
+    torch.testing.assert_close(nb05.solution_relative_error(A, B), relative_error(A, B))
+    s = torch.linalg.svdvals(A)
+    for k in (1, 4, 7):
+        torch.testing.assert_close(nb05.solution_best_rank_error(s, k), best_rank_error(s, k))
+    p_bar = torch.rand(3, 7, 2, generator=g).softmax(-1)
+    torch.testing.assert_close(nb05.solution_fitted_effective_map(p_bar, A), fit_values(p_bar, A))
+
+
+def frobenius(t):
+    return t.pow(2).sum((-2, -1)).sqrt()
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda A, B: frobenius(A - B), "that is the absolute error ‖A − Â‖_F: divide by ‖A‖_F"),
+    (lambda A, B: frobenius(A - B) / frobenius(B), "you divided by ‖Â‖_F, the approximation's norm"),
+    (lambda A, B: (frobenius(A - B) / frobenius(A)) ** 2, "that is the squared ratio"),
+    (lambda A, B: (A - B).abs().sum((-2, -1)) / A.abs().sum((-2, -1)),
+     "the sum of absolute differences is not the Frobenius norm"),
+    (lambda A, B: frobenius(A - B).sum() / frobenius(A).sum(), "wrong shape: expected (3,), got ()"),
+    (lambda A, B: None, "your result for 3 maps of 6×6 is None — did you forget to `return` it?"),
+])
+def test_relative_error_mistakes_are_named(answer, message, capsys):
+    ok, out = feedback(nb05.check_relative_error, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 1 - the relative error: ") and message in out
+
+
+def share(s, start, stop=None):
+    e = s.pow(2)
+    return e[..., start:stop].sum(-1) / e.sum(-1)
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda s, k: s[..., k:].sum(-1) / s.sum(-1), "for k=3: the singular values add up as squares"),
+    (lambda s, k: share(s, k), "for k=3: that is the squared error — take the square root"),
+    (lambda s, k: share(s, 0, k).sqrt(), "for k=3: that is the share the rank-k map keeps"),
+    (lambda s, k: share(s, k - 1).sqrt(), "for k=3: one singular value too many is dropped"),
+    (lambda s, k: share(s, k + 1).sqrt(), "for k=3: one singular value too few is dropped"),
+    (lambda s, k: share(s, k).sqrt() + 0.01, "for k=3: the shape is right but the values differ"),
+])
+def test_best_rank_error_mistakes_are_named(answer, message, capsys):
+    ok, out = feedback(nb05.check_best_rank_error, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 2 - the best rank-k error: ") and message in out
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda p, A: p @ p.transpose(-1, -2) @ A, "P̄ P̄ᵀ A is not a least-squares fit"),
+    (lambda p, A: A.clone(), "that is A itself"),
+    (lambda p, A: torch.linalg.pinv(p) @ A, "that looks like Fᵀ (k, n): return the effective map P̄ Fᵀ (n, n)"),
+    (lambda p, A: p @ torch.linalg.pinv(p) @ A + 0.01, "the shape is right but the values differ"),
+    (lambda p, A: 1 / 0, "your function raised ZeroDivisionError"),
+])
+def test_fitted_effective_map_mistakes_are_named(answer, message, capsys):
+    ok, out = feedback(nb05.check_fitted_effective_map, answer, capsys)
+    assert not ok and out.startswith("✗ Exercise 3 - the best F for a given E: ") and message in out
+
+
+def test_pinv_is_an_accepted_way_to_fit(capsys):
+    ok, _ = feedback(nb05.check_fitted_effective_map, lambda p, A: p @ torch.linalg.pinv(p) @ A, capsys)
+    assert ok

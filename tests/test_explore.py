@@ -1,0 +1,271 @@
+"""The attention explorer, driven from code: what each control changes, the maths behind the pictures, in-place
+updates, errors shown in the output area, and the model input (an untrained LinformerLM)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from einops import rearrange  # noqa: E402
+
+from linformer_edu import LinformerLM, LinformerSelfAttention, collect_attention_maps  # noqa: E402
+from linformer_edu.explore import (AttentionExplorer, RandomVectors, Sentence, best_rank_error,  # noqa: E402
+                                   compare, measure_latency, mean_pooling, relative_error)
+from linformer_edu.projections import init_projection  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return AttentionExplorer(n=64, k=8)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    torch.manual_seed(0)
+    return LinformerLM(num_tokens=20, dim=32, seq_len=48, depth=2, k=8, heads=4)
+
+
+TOKENS = torch.arange(48) % 20
+START = dict(source="text sentence", n=64, heads=4, head=0, k=8, projection="learned", sharing="headwise", seed=0,
+             sharpness=1.0, fit_f=False)
+
+
+def reset(explorer, **changes):
+    """The shared explorer in a known state, whatever the tests before did to it."""
+    return explorer.set(**{**START, **changes})
+
+
+def test_moving_k_changes_the_pictures_and_the_printed_error(explorer):
+    reset(explorer)
+    before = (explorer.image, explorer.status.value, explorer.drawing.images[1].get_array().shape,
+              explorer.result.error)
+    explorer.controls["k"].value = 16                  # what a slider move does
+    assert explorer.image != before[0] and explorer.picture.value == explorer.image
+    assert explorer.status.value != before[1] and "k = 16" in explorer.status.value
+    assert f"{explorer.result.error:.3f}" in explorer.status.value and explorer.result.error != before[3]
+    assert explorer.drawing.images[1].get_array().shape == (64, 16, 4) != before[2]   # P̄ is n×k
+    assert explorer.result.p_bar.shape == (64, 16)
+
+
+@pytest.mark.parametrize("control, value", [("seed", 3), ("head", 2), ("heads", 8), ("projection", "random"),
+                                            ("sharpness", 4.0), ("fit_f", True), ("source", "random vectors"),
+                                            ("n", 32)])
+def test_every_control_changes_the_numbers(explorer, control, value):
+    reset(explorer)
+    before = explorer.result
+    explorer.set(**{control: value})
+    assert not explorer.log.outputs
+    changed = [not torch.equal(getattr(before, m), getattr(explorer.result, m)) if
+               getattr(before, m).shape == getattr(explorer.result, m).shape else True
+               for m in ("full", "p_bar", "effective")]
+    if control in ("projection", "fit_f"):
+        assert changed == [False, changed[1], True]    # the full map stays: same queries and keys
+    else:
+        assert any(changed)
+
+
+def test_sharing_changes_the_map_when_e_and_f_differ(explorer):
+    reset(explorer, projection="random")
+    own_f = explorer.result.effective
+    explorer.set(sharing="kv")                         # F becomes E
+    assert not torch.allclose(own_f, explorer.result.effective)
+    explorer.set(projection="mean", sharing="headwise")
+    pooled = explorer.result.effective
+    explorer.set(sharing="kv")                         # mean pooling: E and F were the same matrix already
+    torch.testing.assert_close(explorer.result.effective, pooled)
+
+
+@pytest.mark.parametrize("projection", ["identity", "mean"])
+def test_identity_projection_at_k_equal_n_is_full_attention(projection):
+    for source in (RandomVectors(32), Sentence(32)):
+        c = compare(source, n=40, k=40, heads=2, head=1, projection=projection, sharpness=2.0)
+        torch.testing.assert_close(c.effective, c.full)
+        assert c.error < 1e-5 and c.best_error < 1e-5
+
+
+def test_the_full_map_is_softmax_of_the_same_queries_and_keys_as_the_linformer_layer(explorer):
+    reset(explorer, source="random vectors", head=3, seed=5)
+    x, layer, A, _ = explorer.compute.full(explorer.settings())
+    q = rearrange(layer.to_q(x), "b n (h d) -> b h n d", h=4)
+    k = rearrange(layer.to_k(x), "b n (h d) -> b h n d", h=4)
+    want = (q @ k.transpose(-1, -2) / 16 ** 0.5).softmax(-1)[0]       # dim_head = 64 / 4
+    torch.testing.assert_close(A, want)
+    torch.testing.assert_close(explorer.result.full, want[3])
+    torch.testing.assert_close(explorer.result.full.sum(-1), torch.ones(64))
+    # P̄ and P̄F are the package layer's own maps, with those to_q and to_k
+    attn = LinformerSelfAttention(64, 64, k=8, heads=4)
+    attn.load_state_dict({**attn.state_dict(), "to_q.weight": layer.to_q.weight, "to_k.weight": layer.to_k.weight})
+    torch.manual_seed(5)
+    fresh = LinformerSelfAttention(64, 64, k=8, heads=4)   # the explorer's E, F come from the seed like this
+    attn.proj_k.data, attn.proj_v.data = fresh.proj_k.data, fresh.proj_v.data
+    maps = attn.attention_maps(x)
+    torch.testing.assert_close(explorer.result.p_bar, maps.p_bar[0, 3])
+    torch.testing.assert_close(explorer.result.effective, maps.effective[0, 3])
+
+
+def test_errors_are_the_frobenius_ratio_and_never_beat_the_svd_floor(explorer):
+    A, B = torch.rand(6, 6), torch.rand(6, 6)
+    assert relative_error(A, B).item() == pytest.approx(((A - B).norm() / A.norm()).item())
+    s = torch.linalg.svdvals(A)
+    U, S, Vh = torch.linalg.svd(A)
+    assert best_rank_error(s, 2).item() == pytest.approx(relative_error(A, U[:, :2] * S[:2] @ Vh[:2]).item(),
+                                                          rel=1e-4)
+    for projection in ("learned", "random", "mean", "conv", "identity"):
+        for fit_f in (False, True):
+            reset(explorer, projection=projection, fit_f=fit_f)
+            c = explorer.result
+            assert c.error >= c.best_error - 1e-5, (projection, fit_f)
+            assert c.best_error == pytest.approx(best_rank_error(c.singular_values, 8).item())
+
+
+def test_fitting_f_never_makes_the_error_worse(explorer):
+    for projection in ("learned", "random", "mean"):
+        reset(explorer, source="random vectors", projection=projection)
+        raw = explorer.result.error
+        explorer.set(fit_f=True)
+        assert explorer.result.error <= raw + 1e-6
+
+
+@pytest.mark.parametrize("projection, fit_f", [("mean", False), ("random", True), ("learned", False)])
+def test_error_falls_as_k_grows_on_average_over_seeds(projection, fit_f):
+    def mean_error(k):
+        return sum(compare(Sentence(32), n=64, k=k, heads=2, projection=projection, fit_f=fit_f, seed=seed).error
+                   for seed in range(4)) / 4
+    errors = [mean_error(k) for k in (4, 16, 48)]
+    assert errors[0] > errors[1] > errors[2], errors
+
+
+def test_mean_pooling_takes_any_k_and_matches_the_package_when_k_divides_n():
+    torch.testing.assert_close(mean_pooling(128, 16), init_projection("mean", 128, 16))
+    E = mean_pooling(10, 4)
+    torch.testing.assert_close(E.sum(0), torch.ones(4))                  # each column averages its window
+    assert (E > 0).sum(1).tolist() == [1] * 10                          # each position in exactly one window
+
+
+def test_a_convolution_uses_the_largest_k_that_divides_n(explorer):
+    reset(explorer, projection="conv", k=10)
+    assert explorer.result.k == 8 and explorer.result.p_bar.shape == (64, 8)
+    assert "a convolution's windows need k to divide n=64: using k=8" in explorer.status.value
+
+
+def test_controls_keep_their_ranges_consistent(explorer):
+    reset(explorer, heads=8)
+    assert explorer.controls["head"].max == 7 and explorer.controls["k"].max == 64
+    explorer.set(n=32)
+    assert explorer.controls["k"].max == 32
+    explorer.set(heads=2)
+    assert explorer.controls["head"].max == 1
+    assert list(explorer.controls["heads"].options) == [1, 2, 4, 8, 16, 32, 64]   # the divisors of dim
+
+
+def test_updates_reuse_one_figure_and_its_artists():
+    plt.close("all")
+    ex = AttentionExplorer(n=64, k=8)
+    figure, images, lines = ex.figure, list(ex.drawing.images), list(ex.drawing.figure.axes[3].lines)
+    background = ex.drawing._background
+    for k in (9, 10, 11):
+        ex.controls["k"].value = k
+    ex.set(seed=4, projection="random", head=2)
+    assert ex.figure is figure and ex.drawing.images == images and list(ex.figure.axes[3].lines) == lines
+    assert len(ex.figure.axes) == 5                        # 4 panels and the colour bar, never more
+    assert ex.drawing._background is background            # only the changed artists were redrawn
+    ex.set(n=32)
+    assert ex.drawing._background is not background        # a new n re-lays the axes once
+    assert plt.get_fignums() == []                          # no pyplot figure that a notebook would show again
+    assert ex.image[:2] == b"\xff\xd8" and ex.snapshot().data[:4] == b"\x89PNG"
+
+
+def test_a_failing_update_shows_its_traceback_in_the_output_area():
+    ex = AttentionExplorer(n=32, k=4)
+
+    def broken(settings):
+        raise RuntimeError("boom in the callback")
+    working, ex.compute = ex.compute, broken
+    ex.controls["k"].value = 5                              # a slider move: the callback fails
+    (output,) = ex.log.outputs
+    assert output["output_type"] == "error" and output["ename"] == "RuntimeError"
+    assert output["evalue"] == "boom in the callback"
+    assert "Traceback" in output["traceback"][0] and "boom in the callback" in output["traceback"][-1]
+    assert "error: RuntimeError: boom in the callback" in ex.status.value
+    ex.compute = working
+    ex.controls["k"].value = 6                              # fixed: the next update clears the message
+    assert ex.log.outputs == () and "k = 6" in ex.status.value
+
+
+def test_bad_settings_say_what_is_allowed(explorer):
+    reset(explorer)
+    with pytest.raises(TypeError, match=r"set: unknown control\(s\) kk; expected some of source, layer"):
+        explorer.set(kk=3)
+    with pytest.raises(ValueError, match=r"^k: got 65, expected an int from 1 to 64$"):
+        explorer.set(k=65)
+    with pytest.raises(ValueError, match=r"^heads: got 3, expected one of \[1, 2, 4, 8, 16, 32, 64\] "
+                                         r"\(the divisors of dim=64\)$"):
+        explorer.set(heads=3)
+    with pytest.raises(ValueError, match=r"^projection: got 'model', expected one of 'learned', 'random'"):
+        explorer.set(projection="model")                   # only for a model's Linformer layers
+    with pytest.raises(ValueError, match=r"^source: got 'model', expected one of 'random vectors', "
+                                         r"'text sentence'$"):
+        explorer.set(source="model")
+    with pytest.raises(ValueError, match=r"^sharpness: got 0, expected a number from 0.25 to 8$"):
+        explorer.set(sharpness=0)
+    with pytest.raises(TypeError, match=r"^fit_f: expected True or False, got 1$"):
+        explorer.set(fit_f=1)
+    with pytest.raises(ValueError, match=r"^model, tokens: give both"):
+        AttentionExplorer(tokens=TOKENS)
+    with pytest.raises(TypeError, match=r"^model: expected a torch.nn.Module such as a LinformerLM, got str$"):
+        AttentionExplorer(model="lm", tokens=TOKENS)
+    with pytest.raises(ValueError, match=r"^model: found no attention layer \(a submodule with to_q, to_k and "
+                                         r"heads\) in Linear$"):
+        AttentionExplorer(model=torch.nn.Linear(2, 2), tokens=TOKENS)
+
+
+def test_bad_tokens_say_what_is_expected(lm):
+    with pytest.raises(ValueError, match=r"^tokens: expected a non-empty 1-D sequence of integer token ids, got "
+                                         r"\(48,\) of torch.float32$"):
+        AttentionExplorer(model=lm, tokens=TOKENS.float())
+
+
+def test_a_model_input_shows_each_layer_and_head_of_an_untrained_linformer_lm(lm):
+    ex = AttentionExplorer(model=lm, tokens=TOKENS)
+    c = ex.controls
+    assert c["source"].label == "model" and c["layer"].max == 1 and not c["layer"].disabled
+    assert c["projection"].value == "model" and c["k"].value == 8 and c["n"].value == 48
+    assert list(c["heads"].options) == [4] and c["heads"].disabled and c["sharpness"].disabled
+    assert c["n"].max == 48
+    maps = collect_attention_maps(lm, TOKENS[None, :48])
+    ex.set(projection="model", layer=1, head=2, n=48)         # the layer's own E and F
+    assert c["k"].value == 8 and c["k"].disabled and c["sharing"].disabled
+    torch.testing.assert_close(ex.result.p_bar, maps[1].p_bar[0, 2])
+    torch.testing.assert_close(ex.result.effective, maps[1].effective[0, 2])
+    # the full map: softmax of that layer's own queries and keys, on the input the layer received
+    layer = lm.linformer.net.layers[1][0]
+    seen = []
+    hook = layer.fn.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    lm(TOKENS[None])
+    hook.remove()
+    q = rearrange(layer.fn.to_q(seen[0]), "b n (h d) -> b h n d", h=4)[0, 2]
+    k = rearrange(layer.fn.to_k(seen[0]), "b n (h d) -> b h n d", h=4)[0, 2]
+    torch.testing.assert_close(ex.result.full, (q @ k.T / 8 ** 0.5).softmax(-1), atol=1e-5, rtol=1e-4)
+    ex.set(projection="identity", k=48)                       # other projections keep the model's queries/keys
+    assert ex.result.error < 1e-5
+    ex.set(source="random vectors")                            # back to fresh weights: heads free again
+    assert not c["heads"].disabled and list(c["heads"].options) == [1, 2, 4, 8, 16, 32, 64]
+    assert [v for _, v in c["projection"].options][-1] == "identity"
+
+
+def test_a_causal_model_gives_a_causal_full_map():
+    torch.manual_seed(0)
+    for attention in ("full", "linformer"):
+        lm = LinformerLM(20, 32, seq_len=32, depth=1, k=8, heads=2, attention=attention, causal=True)
+        ex = AttentionExplorer(model=lm, tokens=torch.arange(32) % 20, projection="mean", k=8)
+        A = ex.result.full
+        assert torch.equal(A, A.tril()) and not ex.log.outputs
+
+
+def test_measure_latency_reports_a_median_per_control():
+    ex = AttentionExplorer(n=32, k=4)
+    result = measure_latency(n=32, repeats=3, control="seed", explorer=ex)
+    assert set(result) == {"median_ms", "p90_ms", "cpu_median_ms", "n", "control", "repeats", "threads"}
+    assert result["median_ms"] > 0 and result["n"] == 32 and result["repeats"] == 3
+    with pytest.raises(ValueError, match=r"^control: got 'colour', expected one of 'k', 'seed'"):
+        measure_latency(control="colour", explorer=ex)
