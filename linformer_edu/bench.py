@@ -297,7 +297,7 @@ def peak_bytes(fn, device="cpu"):
     """Memory allocated at the peak of fn(), beyond what was allocated before, parameters excluded.
 
     CUDA: torch.cuda.max_memory_allocated. CPU: PyTorch's MemTracker (torch.distributed._tools), which
-    follows every tensor allocation; None where this torch lacks it.
+    follows every tensor allocation; None where this torch lacks it or the tracker cannot follow fn.
     """
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -311,8 +311,12 @@ def peak_bytes(fn, device="cpu"):
     except Exception:   # not built with distributed, or an older torch
         return None
     tracker = MemTracker()
-    with tracker:
-        fn()
+    try:
+        with tracker:
+            fn()
+    except Exception:   # the tracker cannot follow everything (e.g. a Function running layers under no_grad):
+        fn()            # run it untracked, so a genuine error still surfaces, and report no number
+        return None
     peak = tracker.get_tracker_snapshot("peak").get(torch.device(device), {})
     return peak.get("Total", 0) - peak.get(_MemRefType.PARAM, 0) - peak.get(_MemRefType.BUFFER, 0)
 
@@ -396,8 +400,19 @@ def versus_reference(n, *, k=128, dim=256, heads=4, batch=1, backward=True, repe
 # ----------------------------------------------------------------------------------------------------------------
 # Peak process memory versus depth, each measurement in a fresh process
 
+def _memory_status(key):
+    """A line of /proc/self/status in MB (Linux), e.g. VmRSS (resident now) or VmHWM (peak resident)."""
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+    return kb * 1024 / 1e6
+
+
 def _rss_child(impl, reversible, depth, dim, n, batch, k, heads):
-    """Run in a subprocess: one forward+backward of a Linformer stack; print peak RSS (MB) as JSON."""
+    """Run in a subprocess: one forward+backward of a Linformer stack; print peak RSS (MB) as JSON.
+
+    On Linux the peak is reset after importing torch and building the model (importing alone can peak higher
+    than a small model's training step), so the peak is that of the step, on top of the model's weights.
+    """
     torch.manual_seed(0)
     if impl == "reference":
         import linformer
@@ -405,15 +420,20 @@ def _rss_child(impl, reversible, depth, dim, n, batch, k, heads):
     else:
         model = Linformer(dim, n, depth, k=k, heads=heads, reversible=reversible)
     x = torch.randn(batch, n, dim, requires_grad=True)   # the reference's reversible stack needs it
-    scale = 1 if sys.platform == "darwin" else 1024   # ru_maxrss: bytes on macOS, KiB on Linux
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                                 # reset the peak-RSS mark to the current RSS
+        before, peak = _memory_status("VmRSS"), lambda: _memory_status("VmHWM")
+    except OSError:                                      # not Linux: the process's peak since it started
+        scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
+        before, peak = None, lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
     model(x).sum().backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    print(json.dumps({"before_MB": before / 1e6, "peak_MB": peak / 1e6}))
+    print(json.dumps({"before_MB": before, "peak_MB": peak()}))
 
 
 def peak_rss(impl, *, reversible, depth, dim=256, n=1024, batch=8, k=128, heads=4):
-    """Peak resident memory (MB) of a fresh process running one forward+backward of a stack."""
+    """Peak resident memory (MB) of a fresh process running one forward+backward of a stack: a dict with
+    peak_MB and before_MB (resident before the step, with the model built; None where it cannot be read)."""
     args = (impl, reversible, depth, dim, n, batch, k, heads)
     code = f"from linformer_edu.bench import _rss_child; _rss_child{args!r}"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # importable without installing
