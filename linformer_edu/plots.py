@@ -52,7 +52,8 @@ def heatmaps(maps, titles=None, *, suptitle=None, ncols=None, cmap="viridis", vm
         rows, cols = math.ceil(len(mats) / ncols), ncols
     vmin = min(m.min() for m in mats) if vmin is None else vmin
     vmax = max(m.max() for m in mats) if vmax is None else vmax
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.8 * colorbar, size * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.8 * colorbar, size * rows + 0.3 * bool(suptitle)),
+                             squeeze=False, layout="constrained")
     titles = list(titles) if titles is not None else [None] * len(mats)
     for i, ax in enumerate(axes.flat):
         if i >= len(mats):
@@ -62,14 +63,15 @@ def heatmaps(maps, titles=None, *, suptitle=None, ncols=None, cmap="viridis", vm
         ax.set_title(titles[i] if i < len(titles) else None, fontsize=9)
         if ticklabels is not None:
             rows_text, cols_text = ticklabels if isinstance(ticklabels, tuple) else (ticklabels, ticklabels)
-            ax.set_yticks(range(len(rows_text)), rows_text, fontsize=7)
-            ax.set_xticks(range(len(cols_text)), cols_text, fontsize=7, rotation=90)
+            ax.set_yticks(range(len(rows_text)), rows_text if i % cols == 0 else [], fontsize=7)
+            ax.set_xticks(range(len(cols_text)), cols_text if i // cols == rows - 1 else [], fontsize=7,
+                          rotation=90 if max(map(len, map(str, cols_text))) > 2 else 0)
         if i % cols == 0:
             ax.set_ylabel(ylabel)
         if i // cols == rows - 1:
             ax.set_xlabel(xlabel)
     if colorbar:
-        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+        fig.colorbar(image, ax=axes, shrink=0.8)
     if suptitle:
         fig.suptitle(suptitle)
     return axes
