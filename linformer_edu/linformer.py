@@ -53,6 +53,11 @@ class LinformerSelfAttention(nn.Module):
 
     proj_k stores Eᵀ and proj_v stores Fᵀ, each (seq_len, k) — or (heads, seq_len, k) with sharing='none',
     or a conv kernel with projection='conv'. `context` (up to seq_len long) gives cross-attention.
+
+    Inputs shorter than seq_len use the first rows of E and F, and padded positions (mask False) are zeroed
+    before projecting. Either way some of the k projected keys may be zero vectors: they still get softmax
+    weight (score 0) and carry zero values, diluting the attention — as in the reference. Pooling kinds show it
+    most: an input filling half of seq_len leaves half of the k slots empty.
     """
 
     def __init__(self, dim, seq_len, k=256, heads=8, dim_head=None, one_kv_head=False, share_kv=False,
@@ -212,7 +217,7 @@ class Linformer(nn.Module):
         check_positive_int("depth", depth)
         check_choice("attention", attention, ATTENTION)
         check_choice("sharing", sharing, SHARING)
-        ks = per_layer_k(k, depth, seq_len)
+        ks = per_layer_k(k, depth, seq_len) if attention == "linformer" else [None] * depth   # full: no k
         if sharing == "layerwise" and len(set(ks)) > 1:
             raise ValueError(f"k: sharing='layerwise' uses one projection for all layers, so k must be the "
                              f"same in every layer; got {list(k)}")

@@ -131,3 +131,8 @@ print("ok")
 """
     result = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_full_attention_ignores_k():
+    model = le.LinformerLM(10, 32, 64, 2, heads=4, attention="full")   # default k=256 > seq_len: not used
+    assert model(torch.zeros(1, 64, dtype=torch.long)).shape == (1, 64, 10)
