@@ -220,8 +220,7 @@ def preset(name: str = "cpu", **changes) -> TrainConfig:
 
 def build_model(config: TrainConfig, num_tokens: int) -> LinformerLM:
     """The LinformerLM that `config` describes, for `num_tokens` token ids (characters, plus [MASK] for mlm)."""
-    k = config.k if config.model == "linformer" else min(config.k, config.seq_len)   # full attention ignores k
-    return LinformerLM(num_tokens, config.dim, config.seq_len, config.depth, k=k, heads=config.heads,
+    return LinformerLM(num_tokens, config.dim, config.seq_len, config.depth, k=config.k, heads=config.heads,
                        dropout=config.dropout, attention=config.model, causal=config.causal)
 
 
