@@ -31,7 +31,8 @@ Objectives:
 Safety:
 - Checkpoints hold the model, optimizer, grad scaler, config, vocabulary, every RNG state, the step and the
   history. They are written to a temporary file and renamed (`os.replace`), so a crash never leaves half a file.
-  Resuming continues *exactly*: N steps, resume, N more steps give the same weights as 2N steps in one go.
+  Resuming continues *exactly*: N steps, resume, N more steps give the same weights as 2N steps in one go
+  (under a step budget; under a time budget the learning rate follows the clock, which never repeats exactly).
 - Ctrl-C (KeyboardInterrupt) stops at once, saves a checkpoint and returns what was trained so far.
 - A NaN or infinite loss stops training with `NonFiniteLossError`; the last good checkpoint is kept.
 - A corrupt, foreign or mismatched checkpoint raises `CheckpointError` saying what is wrong.
