@@ -14,6 +14,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import NullFormatter
 
 
 def to_numpy(x):
@@ -140,6 +141,9 @@ def loglog(x, series, *, ax=None, xlabel="sequence length n", ylabel="time (s)",
         tail = slice(-fit_last, None) if fit_last else slice(None)
         slopes[label] = fit_slope(x[tail], y[tail])
         ax.loglog(x, y, "o-", label=f"{label} (slope {slopes[label]:.2f})")
+    if len(x) <= 8:   # label the measured sizes themselves (64, 128, …) rather than powers of ten
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

@@ -49,3 +49,8 @@ def test_heatmaps_write_token_labels():
     ax = plots.heatmap(torch.rand(3, 2), ticklabels=(["a", "b", "c"], ["x", "y"]))
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y"]
+
+
+def test_loglog_labels_the_measured_sizes():
+    ax, _ = plots.loglog([256, 512, 1024], {"t": [1, 4, 16]})
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["256", "512", "1024"]
