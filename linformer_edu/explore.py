@@ -50,6 +50,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import AsinhNorm
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
+import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_choice, check_positive_int
@@ -90,7 +91,8 @@ class RandomVectors:
 
 class Sentence:
     """x: a random vector per character (the same character gives the same vector) plus a sinusoidal position
-    code (Vaswani et al. 2017), for the text repeated to length n. Weights: fresh, from the seed."""
+    code (Vaswani et al. 2017), for the text repeated to length n, then normalised per position as the LayerNorm
+    of a pre-norm Transformer would. Weights: fresh, from the seed."""
     label, layers, fixed_heads = "text sentence", 1, None
 
     def __init__(self, dim, text=SENTENCE):
@@ -104,7 +106,8 @@ class Sentence:
         ids = torch.tensor([self.chars.index(c) for c in text])                  # (n,)
         g = torch.Generator().manual_seed(2 * seed)
         table = torch.randn(len(self.chars), self.dim, generator=g)             # (chars, dim)
-        return (table[ids] + sinusoids(n, self.dim))[None], None                # (1, n, dim)
+        x = table[ids] + sinusoids(n, self.dim)                                  # (n, dim)
+        return F.layer_norm(x, (self.dim,))[None], None                         # (1, n, dim)
 
 
 def sinusoids(n, dim):

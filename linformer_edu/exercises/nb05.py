@@ -105,7 +105,7 @@ def check_fitted_effective_map(fitted_effective_map):
     got = call(fitted_effective_map, p_bar, A)
     expect(not (isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 10)),
            "that looks like Fᵀ (k, n): return the effective map P̄ Fᵀ (n, n)")
-    got = expect_shape(got, (2, 10, 10), "your effective maps")
+    got = expect_shape(got, (2, 10, 10), "your result")
     want = solution_fitted_effective_map(p_bar, A)
     diagnose(got.double(), {
         "P̄ P̄ᵀ A is not a least-squares fit: P̄ᵀ A must be multiplied by (P̄ᵀ P̄)⁻¹ too — use "
