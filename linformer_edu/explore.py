@@ -23,15 +23,16 @@ weights from the seed; a model's layers keep theirs.
 
 Controls the paper varies: k, heads (dim_head = dim / heads bounds the rank of Q Kᵀ), the projection kind
 (learned and conv as initialised, random Gaussian, mean pooling over windows of about n/k positions, identity =
-keep the first k keys; a Linformer model also offers its own trained E, F), the sharing level. Two more: `sharpness` β scales the queries (β > 1:
-peakier attention, higher rank), and `fit F` replaces F by the least-squares best F for this E — what training
-F alone could reach.
+keep the first k keys; a Linformer model also offers its own trained E, F), the sharing level. Two more:
+`sharpness` β scales the queries (β > 1: peakier attention, higher rank), and `fit F` replaces F by the
+least-squares best F for this E — what training F alone could reach.
 
 Speed: one figure and one set of artists, made once. A control change recomputes only what it touches (the full
 map and its SVD are cached per input), updates the artists with `set_data`, redraws just those artists over a
 saved background (blitting on the Agg canvas) and sends the image bytes to an `ipywidgets.Image`: the picture is
-swapped in place, so there is no flicker and no stacked figures. Core ipywidgets and matplotlib's Agg only, so it runs
-unchanged in JupyterLab and Colab. `measure_latency()` times a series of control changes.
+swapped in place, so there is no flicker and no stacked figures. (Re-rendering the whole figure the way inline
+`display(fig)` does costs about 20 times more.) Core ipywidgets and matplotlib's Agg only, so it runs unchanged
+in JupyterLab and Colab. `measure_latency()` times a series of control changes.
 """
 import io
 import math
@@ -42,15 +43,18 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+import ipywidgets as widgets
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
+from IPython.display import Image as StaticImage
+from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import AsinhNorm
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
-import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_choice, check_positive_int
@@ -447,11 +451,6 @@ def encode(canvas, format):
 # ----------------------------------------------------------------------------------------------------------------
 # The widget
 
-def _import_widgets():
-    import ipywidgets
-    return ipywidgets
-
-
 def set_range(slider, low, high):
     """A slider's new [min, max], in an order that never has min > max on the way (ipywidgets refuses that)."""
     if low > slider.max:
@@ -472,7 +471,6 @@ class AttentionExplorer:
 
     def __init__(self, model=None, tokens=None, *, dim=64, text=SENTENCE, source=None, n=None, k=None, heads=None,
                  head=0, layer=0, projection=None, sharing="headwise", seed=0, sharpness=1.0, fit_f=False):
-        widgets = _import_widgets()
         check_positive_int("dim", dim)
         self.sources = [RandomVectors(dim), Sentence(dim, text)]
         if model is not None or tokens is not None:
@@ -488,37 +486,19 @@ class AttentionExplorer:
         self.drawing = Picture()
         self.result, self.image, self._holding = None, b"", False
 
-        slider = dict(continuous_update=False, style={"description_width": "90px"},
-                      layout=widgets.Layout(width="290px"))
-        menu = dict(style={"description_width": "90px"}, layout=widgets.Layout(width="290px"))
-        c = self.controls = {
-            "source": widgets.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)],
-                                       value=labels.index(source), description="input", **menu),
-            "layer": widgets.IntSlider(0, min=0, max=0, description="layer", **slider),
-            "n": widgets.IntSlider(8, min=8, max=MAX_LEN, step=8, description="length n", **slider),
-            "heads": widgets.SelectionSlider(options=divisors(dim), value=1, description="heads", **slider),
-            "head": widgets.IntSlider(0, min=0, max=0, description="head", **slider),
-            "k": widgets.IntSlider(1, min=1, max=MAX_LEN, description="k", **slider),
-            "projection": widgets.Dropdown(options=self._projection_options(False), value="learned",
-                                           description="E, F", **menu),
-            "sharing": widgets.Dropdown(options=SHARING, value="headwise", description="sharing", **menu),
-            "seed": widgets.IntSlider(0, min=0, max=99, description="seed", **slider),
-            "sharpness": widgets.FloatLogSlider(1.0, base=2, min=-2, max=3, step=0.25, description="sharpness β",
-                                                readout_format=".2f", **slider),
-            "fit_f": widgets.Checkbox(False, description="fit F to A (least squares)", indent=False,
-                                      layout=widgets.Layout(width="260px")),
-        }
+        c = self.controls = self._make_controls(labels, labels.index(source))
         W, H = self.drawing.size
         self.picture = widgets.Image(format="jpeg", layout=widgets.Layout(width=f"{W}px", height=f"{H}px"))
-        self.status = widgets.HTML(layout=widgets.Layout(min_height="24px"))
-        self.log = widgets.Output(layout=widgets.Layout(max_height="240px", overflow="auto"))
-        columns = [["source", "layer", "n", "seed"], ["heads", "head", "sharpness"], ["k", "projection", "sharing",
-                                                                                       "fit_f"]]
-        controls = widgets.HBox([widgets.VBox([c[name] for name in col]) for col in columns])
+        self.status = widgets.HTML(layout=widgets.Layout(min_height="24px"))       # the numbers, printed
+        self.log = widgets.Output(layout=widgets.Layout(max_height="240px", overflow="auto"))   # tracebacks
+        columns = [["source", "layer", "n", "seed"], ["heads", "head", "sharpness"],
+                   ["k", "projection", "sharing", "fit_f"]]
+        controls = widgets.HBox([widgets.VBox([c[name] for name in column]) for column in columns])
         self.widget = widgets.VBox([controls, self.picture, self.status, self.log])
         self.widget.add_class("linformer-explorer")   # a handle for the browser test and for custom CSS
         for control in c.values():
             control.observe(self._changed, names="value")
+
         # defaults that depend on the input: n = 128 or as long as it allows, k = 16 or n; a model keeps its own
         # heads, and a Linformer model starts with its own E, F
         src = self.sources[labels.index(source)]
@@ -533,15 +513,36 @@ class AttentionExplorer:
             del start["k"], start["sharing"]   # the layer's own
         self.set(**start)
 
+    def _make_controls(self, labels, source):
+        """One widget per setting, with placeholder values and ranges (`set` puts the real ones in)."""
+        slider = dict(continuous_update=False, style={"description_width": "90px"},
+                      layout=widgets.Layout(width="290px"))
+        menu = dict(style={"description_width": "90px"}, layout=widgets.Layout(width="290px"))
+        return {
+            "source": widgets.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)], value=source,
+                                       description="input", **menu),
+            "layer": widgets.IntSlider(0, min=0, max=0, description="layer", **slider),
+            "n": widgets.IntSlider(8, min=8, max=MAX_LEN, step=8, description="length n", **slider),
+            "heads": widgets.SelectionSlider(options=divisors(self.dim), value=1, description="heads", **slider),
+            "head": widgets.IntSlider(0, min=0, max=0, description="head", **slider),
+            "k": widgets.IntSlider(1, min=1, max=MAX_LEN, description="k", **slider),
+            "projection": widgets.Dropdown(options=self._projection_options(False), value="learned",
+                                           description="E, F", **menu),
+            "sharing": widgets.Dropdown(options=SHARING, value="headwise", description="sharing", **menu),
+            "seed": widgets.IntSlider(0, min=0, max=99, description="seed", **slider),
+            "sharpness": widgets.FloatLogSlider(1.0, base=2, min=-2, max=3, step=0.25, description="sharpness β",
+                                                readout_format=".2f", **slider),
+            "fit_f": widgets.Checkbox(False, description="fit F to A (least squares)", indent=False,
+                                      layout=widgets.Layout(width="260px")),
+        }
+
     # -- showing it --------------------------------------------------------------------------------------------
     def _ipython_display_(self):
-        from IPython.display import display
         display(self.widget)
 
     def snapshot(self):
         """The current picture as an IPython Image: a static copy that stays in the saved notebook."""
-        from IPython.display import Image
-        return Image(data=self.drawing.snapshot_png(), format="png")
+        return StaticImage(data=self.drawing.snapshot_png(), format="png")
 
     @property
     def figure(self):

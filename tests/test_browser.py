@@ -132,7 +132,8 @@ def launch_chromium(playwright):
 
 # the notebook is open and its kernel has started and gone idle (the status bar says so)
 KERNEL_READY = """() => document.querySelector('.jp-Notebook .jp-Cell') !== null &&
-    [...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => /\\(ipykernel\\) \\| Idle/.test(e.textContent))"""
+    [...document.querySelectorAll('.jp-StatusBar-TextItem')]
+        .some(e => /\\(ipykernel\\) \\| Idle/.test(e.textContent))"""
 
 
 def error_outputs(page):
