@@ -29,7 +29,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -222,6 +221,13 @@ def _storage(t):
     return (t.device, s.data_ptr()), s.nbytes()
 
 
+def _state(module):
+    """The storages of a module's parameters and buffers: model state, not activations."""
+    if module is None:
+        return set()
+    return {_storage(t)[0] for t in [*module.parameters(), *module.buffers()]}
+
+
 def _tensors(value):
     """Tensors in a value that may be a tensor or a (nested) list/tuple of them."""
     if isinstance(value, torch.Tensor):
@@ -247,9 +253,7 @@ def saved_bytes(fn, module=None):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()
-    state = set()
-    if module is not None:
-        state |= {_storage(t)[0] for t in [*module.parameters(), *module.buffers()]}
+    state = _state(module)
     seen, todo = set(), [t.grad_fn for t in _tensors(out) if t.grad_fn is not None]
     while todo:   # walk the graph: parameters sit on AccumulateGrad nodes, custom contexts on Function nodes
         node = todo.pop()
@@ -287,8 +291,7 @@ class _LargestOutput(TorchDispatchMode):
 def largest_intermediate(fn, module=None):
     """Bytes of the largest tensor any single operation inside fn() produced — the n×n map, if one is built.
     Views of `module`'s parameters and buffers do not count."""
-    exclude = set() if module is None else {_storage(t)[0] for t in [*module.parameters(), *module.buffers()]}
-    with _LargestOutput(exclude) as mode:
+    with _LargestOutput(_state(module)) as mode:
         fn()
     return mode.largest
 
@@ -324,24 +327,30 @@ def peak_bytes(fn, device="cpu"):
 # ----------------------------------------------------------------------------------------------------------------
 # Measuring cases
 
-def measure(case, *, device="cpu", repeats=5, warmup=1, memory=True):
-    """Time (and, with memory=True, memory) of one case; returns one row (a dict)."""
+def measure(case, *, device="cpu", repeats=5, warmup=1, memory=True, slow_s=1.0):
+    """Time (and, with memory=True, memory) of one case; returns one row (a dict).
+
+    A case whose first call takes longer than `slow_s` seconds is timed over 3 repeats instead of `repeats`.
+    """
     module = build(case).to(device)
     x = torch.randn(case.batch, case.n, case.dim, device=device, requires_grad=case.backward)
     fn = step(module, x, case.backward)
-    timing = timeit(fn, repeats=repeats, warmup=warmup, device=device)
+    first = timeit(fn, repeats=1, warmup=0, device=device).median
+    timing = timeit(fn, repeats=min(repeats, 3) if first > slow_s else repeats, warmup=warmup - 1, device=device)
     row = {**asdict(case), "pass": "fwd+bwd" if case.backward else "fwd", "device": str(device),
            "median_ms": 1e3 * timing.median, "best_ms": 1e3 * timing.best, "spread": timing.spread,
            "gflops": flops(case) / timing.median / 1e9}
     if case.model == "linformer":   # the same work counted as the reference algorithm would do it
         row["gflops_reference_equivalent"] = flops(replace(case, model="reference")) / timing.median / 1e9
     if memory:
-        if case.backward:
-            for p in module.parameters():
-                p.grad = None
-            row["saved_MiB"] = saved_bytes(lambda: module(x), module) / MiB
-        forward = step(module, x, backward=False) if not case.backward else (lambda: module(x))
-        row["largest_MiB"] = largest_intermediate(forward, module) / MiB   # in the forward pass
+        for p in module.parameters():
+            p.grad = None
+        with _LargestOutput(_state(module)) as largest:   # one forward pass gives both counts
+            if case.backward:
+                row["saved_MiB"] = saved_bytes(lambda: module(x), module) / MiB
+            else:
+                step(module, x, backward=False)()
+        row["largest_MiB"] = largest.largest / MiB
         peak = peak_bytes(fn, device)
         row["peak_MiB"] = None if peak is None else peak / MiB
     return row
@@ -425,34 +434,46 @@ def _rss_child(impl, reversible, depth, dim, n, batch, k, heads):
             f.write("5")                                 # reset the peak-RSS mark to the current RSS
         before, peak = _memory_status("VmRSS"), lambda: _memory_status("VmHWM")
     except OSError:                                      # not Linux: the process's peak since it started
+        import resource                                  # Unix only
         scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
         before, peak = None, lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
     model(x).sum().backward()
     print(json.dumps({"before_MB": before, "peak_MB": peak()}))
 
 
-def peak_rss(impl, *, reversible, depth, dim=256, n=1024, batch=8, k=128, heads=4):
+def peak_rss(impl, *, reversible, depth, dim=256, n=1024, batch=8, k=128, heads=4, fixed_mmap=False):
     """Peak resident memory (MB) of a fresh process running one forward+backward of a stack: a dict with
-    peak_MB and before_MB (resident before the step, with the model built; None where it cannot be read)."""
+    peak_MB and before_MB (resident before the step, with the model built; None where it cannot be read).
+
+    fixed_mmap=True sets glibc's MALLOC_MMAP_THRESHOLD_ (Linux), so every large tensor gets its own mapping that
+    is returned to the system when freed. By default glibc raises that threshold after the first large free and
+    serves later large tensors from its heap, where freed memory often stays resident: process memory then
+    grows with the number of allocations, not only with the tensors alive.
+    """
     args = (impl, reversible, depth, dim, n, batch, k, heads)
     code = f"from linformer_edu.bench import _rss_child; _rss_child{args!r}"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # importable without installing
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    env = {**os.environ, **({"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)} if fixed_mmap else {})}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                            env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def rss_versus_depth(depths=(2, 8), *, impls=("linformer", "reference"), dim=256, n=1024, batch=8, k=128,
-                     heads=4, progress=True):
-    """Peak RSS of each stack (ours/reference × reversible/sequential) at each depth, and MB per extra layer."""
+                     heads=4, allocators=("default",), progress=True):
+    """Peak RSS of each stack (ours/reference × reversible/sequential) at each depth, and MB per extra layer.
+
+    allocators: 'default' (glibc as it comes) and/or 'fixed-mmap' (see `peak_rss`; Linux only).
+    """
     impls = [i for i in impls if i != "reference" or reference_available()]
-    combos = [(impl, rev) for impl in impls for rev in (True, False)]
+    combos = [(alloc, impl, rev) for alloc in allocators for impl in impls for rev in (True, False)]
     rows = []
-    for impl, rev in tqdm(combos, desc="peak RSS", disable=not progress, leave=False):
-        peaks = {d: peak_rss(impl, reversible=rev, depth=d, dim=dim, n=n, batch=batch, k=k, heads=heads)["peak_MB"]
-                 for d in depths}
+    for alloc, impl, rev in tqdm(combos, desc="peak RSS", disable=not progress, leave=False):
+        peaks = {d: peak_rss(impl, reversible=rev, depth=d, dim=dim, n=n, batch=batch, k=k, heads=heads,
+                             fixed_mmap=alloc == "fixed-mmap")["peak_MB"] for d in depths}
         lo, hi = min(depths), max(depths)
-        rows.append({"impl": impl, "stack": "reversible" if rev else "sequential", "dim": dim, "n": n,
-                     "batch": batch, "k": k, **{f"peak_MB_depth{d}": peaks[d] for d in depths},
+        rows.append({"allocator": alloc, "impl": impl, "stack": "reversible" if rev else "sequential", "dim": dim,
+                     "n": n, "batch": batch, "k": k, **{f"peak_MB_depth{d}": peaks[d] for d in depths},
                      "MB_per_extra_layer": (peaks[hi] - peaks[lo]) / (hi - lo)})
     return rows
 
