@@ -147,6 +147,39 @@ def attention_flops(model, *, batch, n, dim, heads, k=None, dim_head=None):
     raise ValueError(f"model: got {model!r}, expected one of {', '.join(map(repr, MODELS))}")
 
 
+class _FlopCount(TorchDispatchMode):
+    """Adds up the FLOPs of every operation that has a formula in PyTorch's flop counter (matmuls, attention)."""
+
+    def __init__(self):
+        super().__init__()
+        from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count, shape_wrapper
+        # PyTorch has formulas for the fused attention kernels of CUDA, not for the CPU one: add them
+        forward = lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v)
+        backward = lambda dout, q, k, v, *args, out_shape=None, **kwargs: sdpa_backward_flop_count(dout, q, k, v)
+        aten = torch.ops.aten
+        self.formulas = {**flop_registry,
+                         aten._scaled_dot_product_flash_attention_for_cpu: shape_wrapper(forward),
+                         aten._scaled_dot_product_flash_attention_for_cpu_backward: shape_wrapper(backward)}
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        formula = self.formulas.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **(kwargs or {}), out_val=out)
+        return out
+
+
+def count_flops(fn):
+    """Matmul FLOPs of everything fn() runs, forward and backward, with PyTorch's per-operation formulas.
+
+    The fused attention kernel's backward recomputes the scores: it counts 2.5× its forward, not 2×.
+    """
+    with _FlopCount() as counter:
+        fn()
+    return counter.total
+
+
 def flops(case):
     """Matmul FLOPs of a case: forward, or ×3 with backward (each matmul's two input gradients)."""
     check_case(case)

@@ -43,6 +43,15 @@ def test_flop_formula_matches_pytorch_flop_counter(model, scope, backward):
     assert bench.flops(case) == counted_flops(module.train(), x, backward)
 
 
+@pytest.mark.parametrize("model", ["sdpa", "linformer"])
+def test_the_fused_kernels_flops_are_counted_as_the_formula_says(model):
+    case = Case(model, 96, k=24, batch=2, dim=64, heads=4)
+    module = bench.build(case)
+    x = torch.randn(2, 96, 64)
+    with torch.no_grad():
+        assert bench.count_flops(lambda: module(x)) == bench.flops(case)
+
+
 def test_linformer_edu_does_fewer_flops_than_the_reference_for_the_same_layer():
     kw = dict(batch=1, n=4096, dim=256, heads=4, k=128)
     ours, ref = bench.attention_flops("linformer", **kw), bench.attention_flops("reference", **kw)
