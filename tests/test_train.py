@@ -23,15 +23,6 @@ def exactly(message):
     return "^" + re.escape(message) + "$"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine threads make them 100× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def text_file(tmp_path):
     path = tmp_path / "text.txt"
