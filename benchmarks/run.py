@@ -352,23 +352,30 @@ def main(argv=None):
     if not bench.reference_available():
         results["notes"].append("reference `linformer` not installed: its columns are skipped "
                                 "(pip install linformer==0.2.3)")
-    results["matmul_gflops"] = {str(s): bench.matmul_gflops(s, device=device) for s in p.matmul}
-    results["sweep"] = bench.sweep(sweep_cases(p), device=device, repeats=p.repeats, progress=progress)
-    results["versus_reference"] = [r for n in p.speed_ns for backward in (False, True)
-                                   if (r := bench.versus_reference(n, k=p.ref_k, batch=p.speed_batch,
-                                                                   backward=backward, device=device))]
-    results["reversible_rss"] = (bench.rss_versus_depth(**p.rss, progress=progress)
-                                 if device.type == "cpu" else [])
-    extras = p.extras and not args.no_extras
-    results["explorer"] = explorer_latency() if extras else {"skipped": "not run (--quick or --no-extras)"}
-    results["trainer"] = trainer_throughput() if args.trainer else [{"skipped": "not run (pass --trainer)"}]
-    results["notebooks"] = notebook_times() if args.notebooks else [{"skipped": "not run (pass --notebooks)"}]
+    sections = {
+        "matmul_gflops": lambda: {str(s): bench.matmul_gflops(s, device=device) for s in p.matmul},
+        "sweep": lambda: bench.sweep(sweep_cases(p), device=device, repeats=p.repeats, progress=progress),
+        "versus_reference": lambda: [r for n in p.speed_ns for backward in (False, True)
+                                     if (r := bench.versus_reference(n, k=p.ref_k, batch=p.speed_batch,
+                                                                     backward=backward, device=device))],
+        "reversible_rss": lambda: bench.rss_versus_depth(**p.rss, progress=progress) if device.type == "cpu" else [],
+        "explorer": lambda: (explorer_latency() if p.extras and not args.no_extras
+                             else {"skipped": "not run (--quick or --no-extras)"}),
+        "trainer": lambda: trainer_throughput() if args.trainer else [{"skipped": "not run (pass --trainer)"}],
+        "notebooks": lambda: notebook_times() if args.notebooks else [{"skipped": "not run (pass --notebooks)"}],
+    }
+    results["section_seconds"] = {}
+    for name, run in sections.items():
+        begin = time.perf_counter()
+        results[name] = run()
+        results["section_seconds"][name] = time.perf_counter() - begin
     results["table3"] = table3(results["sweep"], p)
     results["targets"] = targets(results, p)
     results["seconds"] = time.perf_counter() - start
 
     m = results["machine"]
-    text = (f"{results['command']}  ({preset}; {results['seconds']:.0f} s)\n"
+    text = (f"{results['command']}  ({preset}; {results['seconds']:.0f} s: "
+            + ", ".join(f"{name} {sec:.0f} s" for name, sec in results["section_seconds"].items()) + ")\n"
             f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "
             f"device {device}\n"
             f"matmul GFLOP/s (float32 square): "
