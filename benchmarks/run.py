@@ -1,7 +1,8 @@
 """The benchmark suite: what linear attention buys, measured on this machine.
 
     python benchmarks/run.py                 # default: about a minute on a 2-core CPU
-    python benchmarks/run.py --full          # bigger sizes (n up to 16384, the issue targets at n = 8192)
+    python benchmarks/run.py --full          # bigger sizes (n up to 16384, the targets at n = 8192) and peak RSS
+    python benchmarks/run.py --rss           # also peak RSS of deep stacks, reversible vs sequential (~2 min)
     python benchmarks/run.py --quick         # tiny sizes: checks that everything runs (numbers meaningless)
     python benchmarks/run.py --notebooks     # also time every notebook under nbval at test size (slow)
     python benchmarks/run.py --trainer       # also char-LM training tokens/s per model (a few minutes)
@@ -52,7 +53,8 @@ class Preset:
     speed_batch: int = 4
     matmul: list = field(default_factory=lambda: [2048])
     repeats: int = 5
-    rss: dict = field(default_factory=dict)  # reversible vs sequential peak RSS: depths, dim, n, batch, k
+    rss: dict = field(default_factory=dict)  # reversible vs sequential peak RSS: depths, dim, n, batch, k, ...
+    run_rss: bool = True      # measure peak RSS without being asked (--rss)
     extras: bool = True       # the explorer's update latency, when linformer_edu.explore exists
 
 
@@ -63,9 +65,10 @@ PRESETS = {
     "quick": Preset(layer_ns=[64, 128], ks=[16, 32], model_ns=[64, 128], model_ks=[32], naive_max=128,
                     speed_ns=[128], ref_k=32, speed_batch=1, matmul=[256], repeats=2,
                     rss=dict(depths=(1, 2), dim=32, n=64, batch=2, k=16, impls=("linformer",)), extras=False),
-    "default": Preset(layer_ns=[256, 512, 1024, 2048, 4096], ks=[64, 128, 256],
+    "default": Preset(layer_ns=[128, 256, 512, 1024, 2048, 4096], ks=[64, 128, 256],
                       model_ns=[512, 1024, 2048], model_ks=[128], naive_max=2048, speed_ns=[1024, 4096],
-                      rss=dict(depths=(2, 8), dim=256, n=1024, batch=8, k=128, allocators=RSS_ALLOCATORS)),
+                      rss=dict(depths=(2, 8), dim=256, n=1024, batch=8, k=128, allocators=RSS_ALLOCATORS),
+                      run_rss=False),
     "full": Preset(layer_ns=[256, 512, 1024, 2048, 4096, 8192, 16384], ks=[64, 128, 256, 512],
                    model_ns=[512, 1024, 2048, 4096, 8192], model_ks=[128, 256], naive_max=8192,
                    speed_ns=[1024, 4096, 8192], matmul=[2048, 4096], repeats=7,
@@ -248,6 +251,11 @@ def plot_series(ax, data, ylabel, title):
     for name, (ns, values) in data.items():
         if len(ns) >= 2:
             loglog(ns, {name: values}, ax=ax, ylabel=ylabel, title=title, fit_last=3)
+    ns = sorted({n for xs, _ in data.values() for n in xs})
+    if ns:   # label the measured lengths, not matplotlib's minor ticks (they overlap within one decade)
+        ax.set_xticks(ns, labels=ns, minor=False)
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.tick_params(axis="x", labelsize=7)
 
 
 def plots(results, out, p):
@@ -333,6 +341,7 @@ def main(argv=None):
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), or a device name")
     parser.add_argument("--notebooks", action="store_true", help="also time every notebook under nbval (slow)")
+    parser.add_argument("--rss", action="store_true", help="also peak RSS versus depth (default run; --full has it)")
     parser.add_argument("--trainer", action="store_true", help="also char-LM training tokens/s (a few minutes)")
     parser.add_argument("--no-extras", action="store_true", help="skip the explorer section")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -358,7 +367,8 @@ def main(argv=None):
         "versus_reference": lambda: [r for n in p.speed_ns for backward in (False, True)
                                      if (r := bench.versus_reference(n, k=p.ref_k, batch=p.speed_batch,
                                                                      backward=backward, device=device))],
-        "reversible_rss": lambda: bench.rss_versus_depth(**p.rss, progress=progress) if device.type == "cpu" else [],
+        "reversible_rss": lambda: (bench.rss_versus_depth(**p.rss, progress=progress)
+                                   if device.type == "cpu" and (p.run_rss or args.rss) else []),
         "explorer": lambda: (explorer_latency() if p.extras and not args.no_extras
                              else {"skipped": "not run (--quick or --no-extras)"}),
         "trainer": lambda: trainer_throughput() if args.trainer else [{"skipped": "not run (pass --trainer)"}],
@@ -394,6 +404,8 @@ def main(argv=None):
     if results["reversible_rss"]:
         text += table(results["reversible_rss"], list(results["reversible_rss"][0]),
                       "Peak RSS (fresh process, one forward+backward)") + "\n"
+    else:
+        text += "Peak RSS versus depth: not run (pass --rss, or --full)\n\n"
     text += table(results["targets"], ["target", "measured", "goal", "met"], "Targets") + "\n"
     for name in ("explorer", "trainer", "notebooks"):
         section = results[name]
