@@ -329,7 +329,7 @@ def write_csv(path, rows):
 
 # ----------------------------------------------------------------------------------------------------------------
 
-SWEEP_COLUMNS = ["scope", "model", "k", "n", "pass", "median_ms", "best_ms", "spread", "gflops",
+SWEEP_COLUMNS = ["scope", "model", "k", "n", "pass", "median_ms", "best_ms", "spread", "cpu_share", "gflops",
                  "gflops_reference_equivalent", "saved_MiB", "largest_MiB", "peak_MiB"]
 
 
@@ -379,6 +379,10 @@ def main(argv=None):
         begin = time.perf_counter()
         results[name] = run()
         results["section_seconds"][name] = time.perf_counter() - begin
+    # the matmul ceiling again at the end: a busy moment at the start must not lower it
+    again = {str(s): bench.matmul_gflops(s, device=device) for s in p.matmul}
+    results["matmul_gflops_runs"] = {s: [v, again[s]] for s, v in results["matmul_gflops"].items()}
+    results["matmul_gflops"] = {s: max(v, again[s]) for s, v in results["matmul_gflops"].items()}
     results["table3"] = table3(results["sweep"], p)
     results["targets"] = targets(results, p)
     results["seconds"] = time.perf_counter() - start
@@ -388,12 +392,12 @@ def main(argv=None):
             + ", ".join(f"{name} {sec:.0f} s" for name, sec in results["section_seconds"].items()) + ")\n"
             f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "
             f"device {device}\n"
-            f"matmul GFLOP/s (float32 square): "
+            f"matmul GFLOP/s (float32 square, best of the start and the end of the run): "
             + ", ".join(f"{s}²: {v:.0f}" for s, v in results["matmul_gflops"].items()) + "\n"
             + "".join(f"note: {note}\n" for note in results["notes"]) + "\n")
     text += table(results["sweep"], SWEEP_COLUMNS, "Time and memory versus n (batch 1, dim 256, 4 heads; "
                   "model = depth 2)") + "\n"
-    speed_cols = ["n", "pass", "batch", "reference_ms", "linformer_ms", "speedup", "linformer_gflops",
+    speed_cols = ["n", "pass", "batch", "reference_ms", "linformer_ms", "speedup", "rounds_redone", "linformer_gflops",
                   "linformer_gflops_reference_equivalent", "reference_gflops"]
     if results["versus_reference"]:
         text += table(results["versus_reference"], speed_cols,

@@ -194,10 +194,15 @@ def flops(case):
 
 @dataclass
 class Timing:
-    """Seconds per call: median, fastest, and spread = (slowest - fastest) / median."""
+    """Seconds per call: median, fastest, spread = (slowest - fastest) / median, and cpu_share.
+
+    cpu_share = CPU time this process got / (wall time × torch threads): about 1 when the machine is ours,
+    lower when other programs take cores from it (then every time is inflated). None on CUDA.
+    """
     median: float
     best: float
     spread: float
+    cpu_share: float
     times: list
 
 
@@ -211,14 +216,21 @@ def timeit(fn, *, repeats=5, warmup=1, device="cpu"):
     for _ in range(warmup):
         fn()
     _sync(device)
-    times = []
+    times, cpu = [], time.process_time()
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    return Timing(median, min(times), (max(times) - min(times)) / median, times)
+    share = (time.process_time() - cpu) / (sum(times) * torch.get_num_threads())
+    return Timing(median, min(times), (max(times) - min(times)) / median,
+                  None if torch.device(device).type == "cuda" else share, times)
+
+
+def contended(timing, max_spread=0.25, min_share=0.85):
+    """True when a timing looks disturbed: noisy repeats, or the process got too little of the CPU."""
+    return timing.spread > max_spread or (timing.cpu_share is not None and timing.cpu_share < min_share)
 
 
 def step(module, x, backward):
@@ -240,10 +252,13 @@ def step(module, x, backward):
 
 
 def matmul_gflops(size=2048, *, repeats=5, device="cpu", dtype=torch.float32):
-    """The machine's large-matmul rate, GFLOP/s: a (size, size) @ (size, size) product, 2·size³ FLOPs."""
+    """The machine's large-matmul rate, GFLOP/s: a (size, size) @ (size, size) product, 2·size³ FLOPs.
+
+    A ceiling, so the fastest of the repeats counts.
+    """
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     timing = timeit(lambda: a @ b, repeats=repeats, warmup=2, device=device)
-    return 2 * size ** 3 / timing.median / 1e9
+    return 2 * size ** 3 / timing.best / 1e9
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -360,26 +375,26 @@ def peak_bytes(fn, device="cpu"):
 # ----------------------------------------------------------------------------------------------------------------
 # Measuring cases
 
-def measure(case, *, device="cpu", repeats=5, warmup=1, memory=True, slow_s=1.0, max_spread=0.25, retries=2):
+def measure(case, *, device="cpu", repeats=5, warmup=1, memory=True, slow_s=1.0, retries=3):
     """Time (and, with memory=True, memory) of one case; returns one row (a dict).
 
     A case whose first call takes longer than `slow_s` seconds is timed over 3 repeats instead of `repeats`.
-    A timing whose spread exceeds `max_spread` (another program took the CPU for a while) is repeated, up to
-    `retries` times, and the least noisy one is kept; `attempts` in the row says how many were needed.
+    A timing that looks disturbed by other programs (`contended`) is repeated, up to `retries` times, and the
+    fastest median kept (contention only ever adds time); `attempts` and `cpu_share` in the row tell.
     """
     module = build(case).to(device)
     x = torch.randn(case.batch, case.n, case.dim, device=device, requires_grad=case.backward)
     fn = step(module, x, case.backward)
     first = timeit(fn, repeats=1, warmup=0, device=device).median
     timing, attempts = None, 0
-    while attempts <= retries and (timing is None or timing.spread > max_spread):
+    while attempts <= retries and (timing is None or contended(timing)):
         attempt = timeit(fn, repeats=min(repeats, 3) if first > slow_s else repeats, warmup=max(warmup - 1, 0),
                          device=device)
-        timing = attempt if timing is None or attempt.spread < timing.spread else timing
+        timing = attempt if timing is None or attempt.median < timing.median else timing
         attempts += 1
     row = {**asdict(case), "pass": "fwd+bwd" if case.backward else "fwd", "device": str(device),
            "median_ms": 1e3 * timing.median, "best_ms": 1e3 * timing.best, "spread": timing.spread,
-           "attempts": attempts,
+           "cpu_share": timing.cpu_share, "attempts": attempts,
            "gflops": flops(case) / timing.median / 1e9}
     if case.model == "linformer":   # the same work counted as the reference algorithm would do it
         row["gflops_reference_equivalent"] = flops(replace(case, model="reference")) / timing.median / 1e9
@@ -425,8 +440,9 @@ def crossover(rows, k, *, scope="layer", backward=False):
 
 def versus_reference(n, *, k=128, dim=256, heads=4, batch=1, backward=True, repeats=7, warmup=2, device="cpu"):
     """Time the reference and linformer_edu on the same weights (load_state_dict), calls interleaved so that
-    both see the same machine load. Returns a row: both medians and the speed-up (the median of per-round
-    ratios reference / ours); None when the reference is not installed."""
+    both see the same machine load. A round in which either looks disturbed (`contended`) is run again (at
+    most `repeats` extra rounds). Returns a row: both medians and the speed-up (the median of per-round ratios
+    reference / ours); None when the reference is not installed."""
     if not reference_available():
         return None
     case = Case("reference", n, k=k, batch=batch, dim=dim, heads=heads, backward=backward)
@@ -435,13 +451,22 @@ def versus_reference(n, *, k=128, dim=256, heads=4, batch=1, backward=True, repe
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(batch, n, dim, device=device, requires_grad=backward)
     fns = {"reference": step(ref, x, backward), "linformer": step(ours, x, backward)}
-    rounds = [{name: timeit(fn, repeats=1, warmup=warmup if i == 0 else 0, device=device).median
-               for name, fn in fns.items()} for i in range(repeats)]
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    rounds, redone = [], 0
+    while len(rounds) < repeats:
+        timings = {name: timeit(fn, repeats=1, warmup=0, device=device) for name, fn in fns.items()}
+        if any(contended(t) for t in timings.values()) and redone < repeats:
+            redone += 1
+            continue
+        rounds.append({name: t.median for name, t in timings.items()})
     median = {name: statistics.median(r[name] for r in rounds) for name in fns}
     ours_flops, ref_flops = flops(replace(case, model="linformer")), flops(case)
     return {"n": n, "k": k, "dim": dim, "heads": heads, "batch": batch, "pass": "fwd+bwd" if backward else "fwd",
             "reference_ms": 1e3 * median["reference"], "linformer_ms": 1e3 * median["linformer"],
             "speedup": statistics.median(r["reference"] / r["linformer"] for r in rounds),
+            "rounds": len(rounds), "rounds_redone": redone,
             "linformer_gflops": ours_flops / median["linformer"] / 1e9,
             "linformer_gflops_reference_equivalent": ref_flops / median["linformer"] / 1e9,
             "reference_gflops": ref_flops / median["reference"] / 1e9}

@@ -176,3 +176,11 @@ def test_runner_quick_writes_every_result_file(tmp_path):
     for name in ("layer_time", "model_time", "layer_memory", "table3", "reversible_rss", "summary.txt"):
         path = tmp_path / (name if "." in name else name + ".png")
         assert path.stat().st_size > 0
+
+
+def test_a_timing_is_contended_when_noisy_or_starved_of_cpu():
+    timing = lambda spread, share: bench.Timing(1.0, 0.9, spread, share, [1.0])
+    assert not bench.contended(timing(0.1, 0.97))
+    assert bench.contended(timing(0.4, 0.97))      # repeats disagree: something came and went
+    assert bench.contended(timing(0.1, 0.6))       # steady, but other programs held a core throughout
+    assert not bench.contended(timing(0.1, None))  # CUDA: no CPU share to judge by
