@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from linformer_edu import bench
 from linformer_edu import LinformerLM
 from linformer_edu.causal import CausalLinformerSelfAttention
 from linformer_edu.leak import leaks_future
@@ -104,27 +105,19 @@ def test_shapes(n):
 
 
 def saved_bytes(module, x):
-    """Bytes of every tensor autograd keeps for the backward pass (each storage counted once)."""
-    storages = {}
-
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = module(x)
-    return sum(storages.values()), out
+    """Bytes of activations kept for backward (the suite's exact counter: each storage once, no parameters)."""
+    return bench.saved_bytes(lambda: module(x), module)
 
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_memory_for_backward_grows_linearly_in_n(fast):
     torch.manual_seed(0)
     attn = CausalLinformerSelfAttention(32, 2048, k=32, heads=4, fast=fast)
-    used = [saved_bytes(attn, torch.randn(1, n, 32, requires_grad=True))[0] for n in (512, 1024, 2048)]
+    used = [saved_bytes(attn, torch.randn(1, n, 32, requires_grad=True)) for n in (512, 1024, 2048)]
     assert used[1] / used[0] <= 2.2 and used[2] / used[1] <= 2.2
     # the control: one chunk as long as the sequence is full causal attention, and quadratic in n
     full = lambda n: CausalLinformerSelfAttention(32, 2048, k=32, heads=4, chunk_size=n, fast=False)
-    used = [saved_bytes(full(n), torch.randn(1, n, 32, requires_grad=True))[0] for n in (512, 1024)]
+    used = [saved_bytes(full(n), torch.randn(1, n, 32, requires_grad=True)) for n in (512, 1024)]
     assert used[1] / used[0] >= 3.0
 
 

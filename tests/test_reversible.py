@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import linformer_edu as le
+from linformer_edu import bench
 from linformer_edu.reversible import ReversibleSequence
 
 DIM, SEQ = 32, 48
@@ -95,32 +96,21 @@ def test_mask_reaches_the_attention_inside_reversible_blocks():
     assert not torch.allclose(model(y)[:, :30], model(x)[:, :30])
 
 
-def saved_bytes(model, x):
-    """Bytes of activations kept for backward, counting each storage once and no parameters."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen = {}
-
-    def pack(t):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            seen[ptr] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)
-    return sum(seen.values()), out
+def saved_bytes(module, x):
+    """Bytes of activations kept for backward (the suite's exact counter: each storage once, no parameters)."""
+    return bench.saved_bytes(lambda: module(x), module)
 
 
 @pytest.mark.parametrize("reversible", [True, False])
 def test_memory_kept_for_backward_versus_depth(reversible):
     x = torch.randn(2, SEQ, DIM, requires_grad=True)
-    kept = {depth: saved_bytes(stack(depth, reversible, dropout=0.).train(), x)[0] for depth in (2, 4, 8)}
+    kept = {depth: saved_bytes(stack(depth, reversible, dropout=0.).train(), x) for depth in (2, 4, 8)}
     if reversible:   # flat: only the top output (and the mask) is kept, whatever the depth
         assert kept[2] == kept[4] == kept[8] > 0
     else:            # linear: each layer keeps its own activations
         per_layer = (kept[4] - kept[2]) / 2
         assert per_layer > 0 and kept[8] - kept[4] == pytest.approx(4 * per_layer)
-        assert kept[8] > 8 * saved_bytes(stack(8, True, dropout=0.).train(), x)[0]
+        assert kept[8] > 8 * saved_bytes(stack(8, True, dropout=0.).train(), x)
 
 
 def test_reversible_sequence_is_the_public_class():
