@@ -132,8 +132,10 @@ class LinformerSelfAttention(nn.Module):
         if E.dim() == 2:
             # One E, F for all heads. (Eᵀ X) W = Eᵀ (X W): projecting the m inputs down to k rows *before*
             # the key/value maps gives the same keys and values with the big matmuls on k rows, not m.
-            xe = E.transpose(0, 1) @ kv_input                                                # (b, k, dim)
-            xf = xe if F is E else F.transpose(0, 1) @ kv_input                              # (b, k, dim)
+            if F is E:
+                xe = xf = E.transpose(0, 1) @ kv_input                                       # (b, k, dim)
+            else:
+                xe, xf = (torch.cat([E, F], dim=1).transpose(0, 1) @ kv_input).split(self.k, dim=1)  # (b, k, dim) ×2
             keys = self.to_k(xe)                                                             # (b, k, kv·d)
             values = keys if (self.share_kv and F is E) else to_v(xf)                        # (b, k, kv·d)
         else:
