@@ -396,7 +396,14 @@ def main(argv=None):
             + ", ".join(f"{s}²: {v:.0f}" for s, v in results["matmul_gflops"].items()) + "\n"
             + "".join(f"note: {note}\n" for note in results["notes"]) + "\n")
     text += table(results["sweep"], SWEEP_COLUMNS, "Time and memory versus n (batch 1, dim 256, 4 heads; "
-                  "model = depth 2)") + "\n"
+                  "model = depth 2)")
+    noisy = [r for r in results["sweep"]
+             if r["spread"] > 0.25 or (r["cpu_share"] is not None and r["cpu_share"] < 0.85)]
+    retried = sum(r["attempts"] > 1 for r in results["sweep"])
+    text += (f"noise: {retried} of {len(results['sweep'])} cases re-timed because other programs disturbed them; "
+             f"{len(noisy)} still disturbed after {bench.measure.__kwdefaults__['retries']} retries"
+             + "".join(f"\n  {r['scope']} {label(r)} n={r['n']} {r['pass']}: spread {r['spread']:.2f}, "
+                       f"cpu share {fmt(r['cpu_share'])}" for r in noisy) + "\n\n")
     speed_cols = ["n", "pass", "batch", "reference_ms", "linformer_ms", "speedup", "rounds_redone", "linformer_gflops",
                   "linformer_gflops_reference_equivalent", "reference_gflops"]
     if results["versus_reference"]:
