@@ -356,7 +356,8 @@ def main(argv=None):
     progress = not args.no_progress
     start = time.perf_counter()
 
-    results = {"preset": preset, "command": " ".join(["python benchmarks/run.py"] + (argv or sys.argv[1:])),
+    flags = [a for a in (argv or sys.argv[1:]) if a not in ("--no-progress", "--out", str(args.out))]
+    results = {"preset": preset, "command": " ".join(["python benchmarks/run.py"] + flags),
                "machine": bench.machine(), "device": str(device), "notes": []}
     if not bench.reference_available():
         results["notes"].append("reference `linformer` not installed: its columns are skipped "
