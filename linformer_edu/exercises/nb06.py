@@ -79,7 +79,7 @@ def check_flop_crossover(flop_crossover):
             ks, dtype=torch.float64),
     })
     expect_close(got, want, rtol=0, atol=0)
-    return "the answer is 2k + 1 whatever dim is — yet the wall-clock crossover (section 4) comes much later."
+    return "the answer is 2k + 1 whatever dim is — compare it with the wall-clock crossover of section 4."
 
 
 # ----------------------------------------------------------------------------------------------------------------
