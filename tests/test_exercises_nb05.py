@@ -71,7 +71,7 @@ def test_best_rank_error_mistakes_are_named(answer, message, capsys):
 @pytest.mark.parametrize("answer, message", [
     (lambda p, A: p @ p.transpose(-1, -2) @ A, "P̄ P̄ᵀ A is not a least-squares fit"),
     (lambda p, A: A.clone(), "that is A itself"),
-    (lambda p, A: torch.linalg.pinv(p) @ A, "that looks like Fᵀ (k, n): return the effective map P̄ Fᵀ (n, n)"),
+    (lambda p, A: torch.linalg.pinv(p) @ A, "that looks like F (k, n): return the effective map P̄ F (n, n)"),
     (lambda p, A: p @ torch.linalg.pinv(p) @ A + 0.01, "the shape is right but the values differ"),
     (lambda p, A: 1 / 0, "your function raised ZeroDivisionError"),
 ])

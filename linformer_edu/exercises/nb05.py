@@ -92,25 +92,25 @@ def check_best_rank_error(best_rank_error):
 # Exercise 3: fit F by least squares
 
 def solution_fitted_effective_map(p_bar, A):
-    """P̄ Fᵀ with the F that minimises ‖A − P̄ Fᵀ‖_F: P̄ (…, n, k), A (…, n, n) -> (…, n, n)."""
-    F_t = torch.linalg.lstsq(p_bar, A).solution   # (…, k, n): Fᵀ, one least-squares problem per column of A
-    return p_bar @ F_t                            # (…, n, n)
+    """P̄ F with the (k, n) F that minimises ‖A − P̄ F‖_F: P̄ (…, n, k), A (…, n, n) -> (…, n, n)."""
+    F = torch.linalg.lstsq(p_bar, A).solution     # (…, k, n): one least-squares problem per column of A
+    return p_bar @ F                              # (…, n, n)
 
 
 @checker("Exercise 3 - the best F for a given E")
 def check_fitted_effective_map(fitted_effective_map):
-    """`fitted_effective_map(p_bar, A)` -> P̄ Fᵀ (…, n, n) with the least-squares best F."""
+    """`fitted_effective_map(p_bar, A)` -> P̄ F (…, n, n) with the least-squares best F."""
     A = _maps(2, 10, 10, seed=4).double()                      # (2, n, n)
     p_bar = _maps(2, 10, 3, seed=5).double()                   # (2, n, k)
     got = call(fitted_effective_map, p_bar, A)
     expect(not (isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 10)),
-           "that looks like Fᵀ (k, n): return the effective map P̄ Fᵀ (n, n)")
+           "that looks like F (k, n): return the effective map P̄ F (n, n)")
     got = expect_shape(got, (2, 10, 10), "your result")
     want = solution_fitted_effective_map(p_bar, A)
     diagnose(got.double(), {
         "P̄ P̄ᵀ A is not a least-squares fit: P̄ᵀ A must be multiplied by (P̄ᵀ P̄)⁻¹ too — use "
         "torch.linalg.lstsq(p_bar, A) or torch.linalg.pinv(p_bar) @ A": p_bar @ p_bar.transpose(-1, -2) @ A,
-        "that is A itself: the effective map P̄ Fᵀ has rank at most k, so it cannot equal A — fit Fᵀ, then "
+        "that is A itself: the effective map P̄ F has rank at most k, so it cannot equal A — fit F, then "
         "multiply by P̄": A,
     })
     expect_close(got.double(), want, rtol=1e-4, atol=1e-6)
