@@ -50,7 +50,8 @@ def test_full_attention_flops_agree_with_the_benchmark():
 
 @pytest.mark.parametrize("answer, message", [
     (lambda k: 2 * k, "at n = 2k the two counts are equal"),
-    (lambda k: k + 1, "n = k + 1 counts only one projection"),
+    (lambda k: k + 1, "n = k + 1 leaves out the projections themselves"),
+    (lambda k: 3 * k // 2 + 1, "n = 1.5k + 1 counts one projection only"),
     (lambda k: k, "n = k: at n = k the projection saves nothing"),
     (lambda k: 4 * k, "the shape is right but the values differ"),
     (None, "expected a function, got a value of type NoneType"),

@@ -73,8 +73,10 @@ def check_flop_crossover(flop_crossover):
     diagnose(got, {
         "at n = 2k the two counts are equal — the question asks for the first n where the Linformer does "
         "strictly fewer FLOPs": want - 1,
-        "n = k + 1 counts only one projection: both the keys (E K) and the values (F V) are projected, "
-        "and each costs 2·k·n·dim": want - torch.tensor(ks, dtype=torch.float64),
+        "n = k + 1 leaves out the projections themselves: projecting the keys (E K) and the values (F V) "
+        "costs 2·k·n·dim each, on top of the two n×k products": want - torch.tensor(ks, dtype=torch.float64),
+        "n = 1.5k + 1 counts one projection only: the keys (E K) and the values (F V) are both projected, "
+        "2·k·n·dim each": want - torch.tensor(ks, dtype=torch.float64) / 2,
         "n = k: at n = k the projection saves nothing and costs two extra matmuls": want - 1 - torch.tensor(
             ks, dtype=torch.float64),
     })
