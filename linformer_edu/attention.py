@@ -4,7 +4,7 @@
 
 `attend` is the one place attention is computed in this package. Its fast path is PyTorch's fused
 `scaled_dot_product_attention`; beside it is the plain version a learner can follow line by line.
-Both give the same numbers (tests/test_attention.py checks it).
+Both give the same numbers (tests/test_options.py checks it).
 
 `FullSelfAttention` is the quadratic baseline every notebook and benchmark compares the Linformer against:
 the same constructor arguments, forward signature and parameter names as `LinformerSelfAttention`,
