@@ -152,7 +152,7 @@ def test_bad_construction(kwargs, error, message):
 
 
 def test_unknown_keyword_raises():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="chunksize"):
         CausalLinformerSelfAttention(32, 16, k=4, chunksize=4)
 
 

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from linformer import LinformerLM as ReferenceLinformerLM
 from torch import nn
 
+from linformer_edu import LinformerLM
 from linformer_edu.leak import LeakReport, leaks_future
 
 
@@ -93,6 +94,14 @@ def test_float_layers_dim_inferred_or_given():
     assert leaks_future(ReverseCumsum(6), 12).leaks                  # dim read from the first Linear
     assert not leaks_future(nn.Linear(6, 3), 12).leaks               # position-wise: causal
     assert not leaks_future(nn.Identity(), 12, dim=4).leaks          # no parameters: dim given
+
+
+def test_probes_in_eval_mode():
+    # Active dropout would move every output between the two forward passes and look like a leak.
+    torch.manual_seed(0)
+    model = LinformerLM(20, 16, seq_len=32, depth=1, k=4, heads=2, causal=True, dropout=0.5).train()
+    report = leaks_future(model, 32)
+    assert report.worst == 0.0 and model.training
 
 
 def test_mode_is_restored_and_probe_is_deterministic():

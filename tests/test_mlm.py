@@ -138,7 +138,10 @@ def test_evaluate_mlm_on_a_real_model():
     model = LinformerLM(V + 1, 16, 32, 1, k=8, heads=2)
     ids = batch(1, 2000)[0]
     collate = MaskingCollator(V)
+    seen = []                                          # the mode of every forward call: dropout must be off
+    model.register_forward_pre_hook(lambda module, args: seen.append(module.training))
     scores = evaluate_mlm(model, ids, collate, batch_size=4, batches=3)
+    assert seen == [False] * 3
     assert scores == evaluate_mlm(model, ids, collate, batch_size=4, batches=3)   # seeded: the same test
     assert scores["bpc"] == pytest.approx(scores["loss"] / math.log(2))
     assert 0 <= scores["accuracy"] <= 1 and 3 < scores["bpc"] < 6      # untrained: near log2(21) = 4.39

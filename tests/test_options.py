@@ -43,8 +43,9 @@ def test_every_kind_and_sharing_runs_and_trains(kind, sharing):
     logits = model(torch.randint(0, 20, (2, 48)))
     assert logits.shape == (2, 48, 20)
     logits.sum().backward()
-    trained = [n for n, p in model.named_parameters() if "proj" in n]
+    trained = {n: p for n, p in model.named_parameters() if "proj" in n}
     assert bool(trained) == (kind in ("learned", "conv"))
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained.values())   # in the graph
     fixed = [n for n, _ in model.named_buffers() if "proj" in n]
     assert bool(fixed) == (kind in ("random", "mean"))
 

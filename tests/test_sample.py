@@ -62,6 +62,15 @@ def test_generate_keeps_the_training_mode(model):
     assert model.training
 
 
+def test_generate_samples_in_eval_mode(model):
+    seen = []                                          # the mode of every forward call generate makes
+    hook = model.register_forward_pre_hook(lambda module, args: seen.append(module.training))
+    model.train()
+    generate(model, VOCAB, "a", 3)
+    hook.remove()
+    assert seen == [False] * 3 and model.training      # dropout off while sampling, the mode given back after
+
+
 def test_generate_errors(model):
     with pytest.raises(ValueError, match=r"^prompt contains characters not in the vocabulary: 'Q', 'Z'; "):
         generate(model, VOCAB, "QZ the", 5)
