@@ -11,14 +11,34 @@ the gradient flows down. Memory kept for backward is O(1) in depth instead of O(
 every f and g a second time.
 
 Dropout inside f and g must draw the same random numbers when recomputed, so each block records the RNG state
-before its forward and replays it. The state is recorded whatever the mode, so backward also works after a
-forward in eval mode.
+(CPU, and CUDA or MPS where in use) before its forward and replays it. The state is recorded whatever the mode, so
+backward also works after a forward in eval mode. Likewise a forward run under `torch.autocast` is recomputed
+under the same autocast setting, so the gradient is that of the function the forward computed.
 
 `SequentialSequence` is the plain stack with the same interface: x = x + f(x); x = x + g(x).
 Parameter names follow the reference implementation (blocks.i.f.net…, layers.i.0…) so checkpoints load.
 """
+from contextlib import nullcontext
+
 import torch
 from torch import nn
+
+
+def _mps_in_use():
+    return torch.backends.mps.is_available()
+
+
+def _autocast_as_now(device_type):
+    """A context that re-enters the autocast setting in force now for `device_type` (or does nothing)."""
+    if hasattr(torch, "get_autocast_dtype"):                          # torch >= 2.4
+        enabled, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    elif device_type == "cpu":
+        enabled, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+    elif device_type == "cuda":
+        enabled, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+    else:
+        enabled, dtype = False, None
+    return (lambda: torch.autocast(device_type, dtype=dtype)) if enabled else nullcontext
 
 
 class SequentialSequence(nn.Module):
@@ -43,6 +63,7 @@ class Deterministic(nn.Module):
         self.net = net
         self.cpu_state = None
         self.cuda_states = None   # (devices, states) when CUDA is in use
+        self.mps_state = None     # when Apple's MPS is in use
 
     def forward(self, *args, record_rng=False, replay_rng=False, **kwargs):
         if record_rng:
@@ -50,14 +71,23 @@ class Deterministic(nn.Module):
             if torch.cuda.is_initialized():
                 devices = list(range(torch.cuda.device_count()))
                 self.cuda_states = devices, [torch.cuda.get_rng_state(d) for d in devices]
+            if _mps_in_use():
+                self.mps_state = torch.mps.get_rng_state()
         if not replay_rng:
             return self.net(*args, **kwargs)
         devices = self.cuda_states[0] if self.cuda_states else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices):   # forks the CPU and CUDA states; MPS is put back by hand
             torch.set_rng_state(self.cpu_state)
             for device, state in zip(*(self.cuda_states or ((), ()))):
                 torch.cuda.set_rng_state(state, device)
-            return self.net(*args, **kwargs)
+            if self.mps_state is None:
+                return self.net(*args, **kwargs)
+            mps_now = torch.mps.get_rng_state()
+            torch.mps.set_rng_state(self.mps_state)
+            try:
+                return self.net(*args, **kwargs)
+            finally:
+                torch.mps.set_rng_state(mps_now)
 
 
 class ReversibleBlock(nn.Module):
@@ -73,16 +103,18 @@ class ReversibleBlock(nn.Module):
         y2 = x2 + self.g(y1, record_rng=True)
         return torch.cat([y1, y2], dim=-1)                            # (b, n, 2·dim)
 
-    def backward_pass(self, y, dy, mask=None):
+    def backward_pass(self, y, dy, mask=None, recompute=nullcontext):
         """From this block's output y and its gradient dy, return its input x and the gradient dx.
 
+        recompute: a context to rerun f and g in (the forward's autocast setting).
         Parameter gradients accumulate into .grad as a side effect, as in any backward pass.
         """
         y1, y2 = y.chunk(2, dim=-1)
         dy1, dy2 = dy.chunk(2, dim=-1)
         with torch.enable_grad():
             y1 = y1.detach().requires_grad_()
-            gy1 = self.g(y1, replay_rng=True)
+            with recompute():
+                gy1 = self.g(y1, replay_rng=True)
             torch.autograd.backward(gy1, dy2)              # frees g's graph at once
         with torch.no_grad():
             x2 = y2 - gy1
@@ -90,7 +122,8 @@ class ReversibleBlock(nn.Module):
         del gy1, y2
         with torch.enable_grad():
             x2 = x2.detach().requires_grad_()
-            fx2 = self.f(x2, replay_rng=True, mask=mask)
+            with recompute():
+                fx2 = self.f(x2, replay_rng=True, mask=mask)
             torch.autograd.backward(fx2, dx1)              # frees f's graph at once
         with torch.no_grad():
             x1 = y1 - fx2
@@ -107,6 +140,7 @@ class _ReversibleFunction(torch.autograd.Function):
             for block in blocks:
                 x = block(x, mask=mask)
         ctx.blocks = blocks
+        ctx.recompute = _autocast_as_now(x.device.type)
         ctx.save_for_backward(x, mask)   # the only activation kept: (b, n, 2·dim), whatever the depth
         return x
 
@@ -114,7 +148,7 @@ class _ReversibleFunction(torch.autograd.Function):
     def backward(ctx, dy):
         y, mask = ctx.saved_tensors
         for block in reversed(ctx.blocks):
-            y, dy = block.backward_pass(y, dy, mask=mask)
+            y, dy = block.backward_pass(y, dy, mask=mask, recompute=ctx.recompute)
         return dy, None, None
 
 

@@ -46,6 +46,25 @@ def test_gradients_equal_plain_autograd_with_dropout_on():
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
+def test_recomputation_runs_under_the_forwards_autocast():
+    model = stack(2, reversible=True, dropout=0.0)
+    seen = []                                          # dtype of one inner matmul, every time it runs
+    model.net.blocks[0].f.net.fn.to_q.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    x = torch.randn(2, SEQ, DIM, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    out.float().square().mean().backward()             # backward runs outside the autocast block, as usual
+    assert seen == [torch.bfloat16, torch.bfloat16]    # the forward, then its recomputation in backward
+    ours = grads(model)
+
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plain_reversible(model, x)
+    expected.float().square().mean().backward()
+    for got, want in zip(ours, grads(model)):          # the gradient of the function the forward computed
+        torch.testing.assert_close(got, want, atol=2e-2, rtol=2e-2)
+
+
 def test_gradients_equal_the_reference_reversible_stack():
     torch.manual_seed(0)
     reference = ref.Linformer(DIM, SEQ, 3, k=8, heads=4, reversible=True, dropout=0.2).train()
