@@ -203,6 +203,17 @@ def per_layer_k(k, depth, seq_len):
     return [check_k(k, seq_len)] * depth
 
 
+def check_projection_options(attention, causal, **options):
+    """Full attention has no projection, and the causal Linformer one learned projection per layer (see
+    linformer_edu.causal): a projection option that would be ignored there is an error, not a silent no-op."""
+    defaults = dict(one_kv_head=False, share_kv=False, sharing="headwise", projection="learned")
+    mode = "attention='full' (no projection)" if attention == "full" else \
+        "causal=True (one learned projection per layer)" if causal else None
+    for name, value in options.items():
+        if mode and value != defaults[name]:
+            raise ValueError(f"{name}: {value!r} has no effect with {mode}; leave it at {defaults[name]!r}")
+
+
 class Linformer(nn.Module):
     """A stack of `depth` pre-norm layers, each attention then feed-forward, on (b, n, dim) inputs.
 
@@ -217,6 +228,8 @@ class Linformer(nn.Module):
         check_positive_int("depth", depth)
         check_choice("attention", attention, ATTENTION)
         check_choice("sharing", sharing, SHARING)
+        check_projection_options(attention, causal, one_kv_head=one_kv_head, share_kv=share_kv, sharing=sharing,
+                                 projection=projection)
         ks = per_layer_k(k, depth, seq_len) if attention == "linformer" else [None] * depth   # full: no k
         if sharing == "layerwise" and len(set(ks)) > 1:
             raise ValueError(f"k: sharing='layerwise' uses one projection for all layers, so k must be the "

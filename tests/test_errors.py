@@ -28,6 +28,21 @@ def test_sequence_longer_than_seq_len():
            "with a larger seq_len", lm, torch.zeros(1, 80, dtype=torch.long))
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(causal=True, sharing="none"),
+     "sharing: 'none' has no effect with causal=True (one learned projection per layer); leave it at 'headwise'"),
+    (dict(causal=True, share_kv=True),
+     "share_kv: True has no effect with causal=True (one learned projection per layer); leave it at False"),
+    (dict(attention="full", projection="mean"),
+     "projection: 'mean' has no effect with attention='full' (no projection); leave it at 'learned'"),
+    (dict(attention="full", causal=True, one_kv_head=True),
+     "one_kv_head: True has no effect with attention='full' (no projection); leave it at False"),
+])
+def test_projection_options_that_would_be_ignored(options, message):
+    raises(ValueError, message, le.Linformer, 32, 64, 2, k=16, heads=4, **options)
+    raises(ValueError, message, le.LinformerLM, 10, 32, 64, 2, k=16, heads=4, **options)
+
+
 def test_dim_not_divisible_by_heads():
     raises(ValueError, "heads: dim=30 is not divisible by heads=4; choose heads among the divisors of 30 or pass "
            "dim_head", le.LinformerSelfAttention, 30, 64, k=16, heads=4)
