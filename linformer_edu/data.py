@@ -23,7 +23,6 @@ right, so an interrupted or corrupted download never leaves a file that looks fi
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_positive_int
+from ._files import temp_file_beside
 
 # ----------------------------------------------------------------------------------------------------------------
 # Corpora: text by name, or from a file
@@ -101,8 +101,7 @@ def download(url: str, dest, sha256: str, *, timeout: float = 60.0, progress: bo
                          f"delete it to download it again from {url}")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp)
+    fd, tmp = temp_file_beside(dest, ".part")   # mode 0o666 less the umask, as a plain open() would give
     digest, received = hashlib.sha256(), 0
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -116,6 +115,8 @@ def download(url: str, dest, sha256: str, *, timeout: float = 60.0, progress: bo
                     bar.update(len(chunk))
             if total is not None and received != total:
                 raise OSError(f"the connection closed after {received} of {total} bytes")
+            out.flush()
+            os.fsync(out.fileno())   # the bytes are on disk before the rename makes the file look finished
     except (OSError, http.client.HTTPException) as err:  # HTTP errors, refused connections, cut-off transfers
         tmp.unlink(missing_ok=True)
         raise OSError(f"downloading {url} failed ({err}); nothing was written to {dest}") from err

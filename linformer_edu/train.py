@@ -29,8 +29,10 @@ Objectives:
 - "mlm": the paper's own objective, masked characters (`linformer_edu.mlm`), with a bidirectional model.
 
 Safety:
-- Checkpoints hold the model, optimizer, grad scaler, config, vocabulary, every RNG state, the step and the
-  history. They are written to a temporary file and renamed (`os.replace`), so a crash never leaves half a file.
+- Checkpoints hold the model, optimizer, grad scaler, config, vocabulary, the RNG states (Python, torch's CPU
+  generator, the batch generator, and the CUDA or MPS generators when there are any), the step and the history.
+  They are written to a temporary file, synced to disk and renamed (`os.replace`), so a crash never leaves half
+  a file; the file gets the usual permissions (0o666 less the umask).
   Resuming continues *exactly*: N steps, resume, N more steps give the same weights as 2N steps in one go
   (under a step budget; under a time budget the learning rate follows the clock, which never repeats exactly).
 - Ctrl-C (KeyboardInterrupt) stops at once, saves a checkpoint and returns what was trained so far.
@@ -45,7 +47,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import mlm
+from ._checks import check_positive_int
+from ._files import sync_to_disk, temp_file_beside
 from .data import CharVocab, corpus_names, get_batch, load_corpus, split
 from .linformer import LinformerLM
 from .notebook import pick_device
@@ -122,7 +125,9 @@ class TrainConfig:
             _positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "seed"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name}: expected an int >= 0, got {value!r} of type {type(value).__name__}")
+            if value < 0:
                 raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
         if self.model == "linformer" and self.k > self.seq_len:
             raise ValueError(f"k: got {self.k}, expected 1 <= k <= seq_len={self.seq_len}")
@@ -174,21 +179,23 @@ def _choice(name, value, allowed):
 
 
 def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    check_positive_int(name, value)   # TypeError for a non-int (bools included), ValueError below 1
 
 
 def _number(name, value, *, low=None, high=None, low_open=False, high_open=False, what=None):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """TypeError unless `value` is an int or float (not a bool); ValueError unless finite and in range."""
+    if what is None:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        what = "a number " + " and ".join(part for part in (lo, hi) if part)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected {what}, got {value!r} of type {type(value).__name__}")
+    ok = math.isfinite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        if what is None:
-            lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
-            hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
-            what = "a number " + " and ".join(part for part in (lo, hi) if part)
         raise ValueError(f"{name}: expected {what}, got {value!r}")
 
 
@@ -315,15 +322,19 @@ FIXED_ON_RESUME = ("corpus", "val_fraction", "model", "k", "dim", "depth", "head
 
 
 def _atomic_write(path: Path, write) -> None:
-    """write(temporary path), then rename it onto `path`: readers see the old file or the new one, never half."""
+    """write(temporary path), then rename it onto `path`: readers see the old file or the new one, never half.
+
+    The file gets the usual mode (0o666 less the umask), and its bytes are on disk before the rename.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path, ".tmp")
     os.close(fd)
     try:
         write(tmp)
+        sync_to_disk(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -331,6 +342,8 @@ def _rng_states(batch_generator) -> dict:
     states = {"python": random.getstate(), "torch": torch.get_rng_state(), "batches": batch_generator.get_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.backends.mps.is_available():
+        states["mps"] = torch.mps.get_rng_state()   # dropout on an Apple GPU draws from this one
     return states
 
 
@@ -340,6 +353,8 @@ def _set_rng_states(states: dict, batch_generator) -> None:
     batch_generator.set_state(states["batches"])
     if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
+    if "mps" in states and torch.backends.mps.is_available():   # absent from checkpoints written without MPS
+        torch.mps.set_rng_state(states["mps"])
 
 
 def save_checkpoint(path, *, model, optimizer, scaler, config: TrainConfig, vocab: CharVocab, step: int,

@@ -3,6 +3,7 @@ import hashlib
 import http.server
 import platform
 import re
+import stat
 import threading
 
 import pytest
@@ -217,6 +218,13 @@ def test_download_writes_the_file_and_no_temporary_file(server, tmp_path):
     assert dest.read_bytes() == PAYLOAD
     assert [p.name for p in dest.parent.iterdir()] == ["corpus.txt"]
     assert server.requests == ["/ok"]
+
+
+@pytest.mark.skipif(platform.system() == "Windows", reason="Windows has no POSIX permission bits")
+def test_a_downloaded_corpus_gets_the_usual_file_mode(server, tmp_path, umask_027):
+    """Not mkstemp's owner-only 0o600, which os.replace would keep: 0o666 less the umask, as open() gives."""
+    dest = download(f"{server.base}/ok", tmp_path / "corpus.txt", PAYLOAD_SHA256, progress=False)
+    assert stat.S_IMODE(dest.stat().st_mode) == umask_027 == 0o640
 
 
 def test_existing_good_file_is_not_downloaded_again(server, tmp_path):

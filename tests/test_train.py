@@ -4,7 +4,9 @@ Every run here is a tiny model for a few steps on a small text in tmp_path; noth
 """
 import json
 import math
+import os
 import re
+import stat
 
 import pytest
 import torch
@@ -73,6 +75,15 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
     ({"min_lr": 1.0}, ValueError, "min_lr: expected 0 <= min_lr <= lr=0.002, got 1.0"),
     ({"minutes": -1}, ValueError, "minutes: expected a number > 0, or None for no limit, got -1"),
     ({"batch_size": 0}, ValueError, "batch_size: expected a positive int, got 0"),
+    # a wrong type is a TypeError (bool included: True is not a count); a wrong value of the right type, ValueError
+    ({"k": "32"}, TypeError, "k: expected a positive int, got '32' of type str"),
+    ({"max_steps": True}, TypeError, "max_steps: expected a positive int, got True of type bool"),
+    ({"lr": "0.001"}, TypeError, "lr: expected a number > 0, got '0.001' of type str"),
+    ({"dropout": True}, TypeError, "dropout: expected a number >= 0 and < 1, got True of type bool"),
+    ({"minutes": "5"}, TypeError, "minutes: expected a number > 0, or None for no limit, got '5' of type str"),
+    ({"lr": float("nan")}, ValueError, "lr: expected a number > 0, got nan"),
+    ({"seed": 1.5}, TypeError, "seed: expected an int >= 0, got 1.5 of type float"),
+    ({"warmup_steps": -1}, ValueError, "warmup_steps: expected an int >= 0, got -1"),
     ({"device": "gpu"}, ValueError, "device: got 'gpu', expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     ({"objective": "clm"}, ValueError, "objective: got 'clm', expected one of 'next', 'mlm'"),
     ({"causal": False}, ValueError,
@@ -279,6 +290,14 @@ def test_resume_with_another_setup_is_refused(trained_run):
         T.train(other, resume=True)
     longer = TrainConfig(**{**cfg.__dict__, "max_steps": 6})                  # a bigger budget is fine
     assert T.train(longer, resume=True).step == 6
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no POSIX permission bits")
+def test_checkpoint_and_metrics_get_the_usual_file_mode(text_file, tmp_path, umask_027):
+    """Not mkstemp's owner-only 0o600, which os.replace would keep: 0o666 less the umask, as open() gives."""
+    T.train(tiny(text_file, max_steps=2, out_dir=str(tmp_path / "run")))
+    for name in ("ckpt.pt", "metrics.json"):
+        assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == umask_027 == 0o640
 
 
 def test_a_failed_save_leaves_the_old_checkpoint(trained_run, monkeypatch):
