@@ -221,7 +221,8 @@ def split_heads(t, heads):
 
 @torch.no_grad()
 def full_maps(layer, x, causal=False):
-    """A = softmax(Q Kᵀ / √d) for every head of `layer` on x (1, n, dim): (h, n, n)."""
+    """A = softmax(Q Kᵀ / √d) for every head of `layer` on x (1, n, dim): (h, n, n), in the layer's dtype."""
+    x = x.to(layer.to_q.weight)                                                  # its device and dtype (a bf16 model)
     q = split_heads(layer.to_q(x), layer.heads)                                  # (1, h, n, d)
     k = split_heads(layer.to_k(x), layer.to_k.out_features // q.shape[-1])       # (1, h or 1, n, d)
     return attention_weights(q, k.expand_as(q), causal=causal)[0]                # (h, n, n)
@@ -305,7 +306,7 @@ class Computer:
             if layer is None:
                 layer = fresh_layer(source.dim, s.heads, s.seed, s.sharpness)
             causal = getattr(layer, "causal", False) or isinstance(layer, CausalLinformerSelfAttention)
-            x = x.to(layer.to_q.weight.device)
+            x = x.to(layer.to_q.weight.device)            # kept float32: each use casts to its layer's dtype
             A = full_maps(layer, x, causal).float().cpu()                        # (h, n, n)
             self._cache = (key, (x, layer, A, torch.linalg.svdvals(A)))          # svdvals: (h, n)
         return self._cache[1]
@@ -317,10 +318,11 @@ class Computer:
     def _compare(self, s):
         x, weights, A, sv = self.full(s)
         notes = []
-        if s.projection == "model":   # the layer's own, trained E and F, on its device
+        if s.projection == "model":   # the layer's own, trained E and F, on its device and in its dtype
             layer = weights
+            x = x.to(layer.to_q.weight)                 # (1, n, dim) in the layer's dtype (a bf16 model)
         else:                         # a fresh layer on the CPU with the same to_q, to_k
-            x = x.cpu()
+            x = x.cpu()                                 # float32, like the fresh layer
             k = usable_k(s.projection, s.k, s.n)
             if k != s.k:
                 notes.append(f"a convolution's windows need k to divide n={s.n}: using k={k}")
@@ -347,7 +349,8 @@ def compare(source, **settings):
 # The picture: one figure, made once; each change redraws only the artists that changed
 
 class Picture:
-    """Four panels — A, P̄, P̄F on one colour scale, and A's spectrum — rendered to PNG bytes by blitting.
+    """Four panels — A, P̄, P̄F on one colour scale, and A's spectrum — rendered to JPEG bytes by blitting
+    (`snapshot_png` draws a PNG from scratch for static copies).
 
     Axes, labels, titles and the colour bar form a background drawn once per sequence length; an update puts new
     data on the images and lines (`set_data`), pastes the background and draws only those artists on it.
@@ -678,7 +681,7 @@ class AttentionExplorer:
 # Speed
 
 def measure_latency(n=128, repeats=40, control="k", explorer=None):
-    """Median time of one control change — compute and redraw, ending with the PNG handed to the Image widget.
+    """Median time of one control change — compute and redraw, ending with the JPEG handed to the Image widget.
 
     Steps `control` ("k", "seed", "head", "projection" or "sharing") through values, timing each `set`.
     Returns {"median_ms", "p90_ms", "cpu_median_ms", "n", "control", "repeats", "threads"}; cpu_median_ms is the

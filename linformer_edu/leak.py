@@ -70,7 +70,8 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
                  tolerance=1e-5, seed=0, device=None) -> LeakReport:
     """Perturb everything after position ``t`` and measure how much the outputs at positions ``<= t`` move.
 
-    model:      maps (batch, seq_len) int tokens, or (batch, seq_len, dim) floats, to (batch, seq_len, ...).
+    model:      maps (batch, seq_len) int tokens, or (batch, seq_len, dim) floats (given in the dtype of its
+                parameters, e.g. bfloat16), to (batch, seq_len, ...).
     seq_len:    length of the probe sequences.
     positions:  cut points t to probe (default: five spread over the sequence, first and last included).
     num_tokens / dim: the input kind; by default read from the model's first Embedding or Linear layer.
@@ -87,9 +88,11 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
             raise ValueError(f"positions must lie in [0, seq_len - 2] = [0, {seq_len - 2}] so that some "
                              f"future follows them, got {t}")
     kind, size = _probe_kind(model, num_tokens, dim)
+    param = next(model.parameters(), None)
     if device is None:
-        param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
+    # float inputs take the model's dtype (a bf16 layer cannot multiply float32); token ids stay integers
+    dtype = param.dtype if param is not None and param.is_floating_point() and kind == "floats" else None
     gen = torch.Generator().manual_seed(seed)
 
     def fresh(shape_n):  # a random input of length shape_n, made on the CPU so it is the same everywhere
@@ -101,7 +104,7 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
     model.eval()
     try:
         x = fresh(seq_len)                                        # (b, n) or (b, n, dim)
-        base = _first_output(model(x.to(device))).float()         # (b, n, ...)
+        base = _first_output(model(x.to(device, dtype))).float()  # (b, n, ...)
         if base.shape[:2] != (batch, seq_len):
             raise ValueError(f"the model's output must start with (batch, seq_len) = {(batch, seq_len)}, "
                              f"got shape {tuple(base.shape)}")
@@ -113,7 +116,7 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
                 other[:, t + 1:] = (x[:, t + 1:] + shift) % size
             else:
                 other[:, t + 1:] = fresh(seq_len - t - 1)
-            out = _first_output(model(other.to(device))).float()  # (b, n, ...)
+            out = _first_output(model(other.to(device, dtype))).float()  # (b, n, ...)
             diff = (out - base).abs().reshape(batch, seq_len, -1)  # (b, n, features)
             per_position = diff.amax(dim=(0, 2)).cpu()             # (n,)
             profile[t] = per_position

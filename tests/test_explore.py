@@ -264,6 +264,22 @@ def test_a_causal_model_gives_a_causal_full_map():
         assert torch.equal(A, A.tril()) and not ex.log.outputs
 
 
+def test_a_bf16_model_is_explored_in_its_dtype_and_drawn_in_float32(lm):
+    # the layers get their input in bf16 (float32 would not multiply with bf16 weights); the maps come back float32
+    half = LinformerLM(num_tokens=20, dim=32, seq_len=48, depth=2, k=8, heads=4)
+    half.load_state_dict(lm.state_dict())
+    half.to(torch.bfloat16)
+    wide, narrow = AttentionExplorer(model=lm, tokens=TOKENS), AttentionExplorer(model=half, tokens=TOKENS)
+    for projection in ("model", "mean"):   # the layer's own E, F; a fresh float32 layer with the model's W_Q, W_K
+        for ex in (wide, narrow):
+            ex.set(projection=projection, layer=1, head=2, n=48, k=8)
+        assert not narrow.log.outputs, narrow.status.value
+        r = narrow.result
+        assert r.full.dtype == r.p_bar.dtype == r.effective.dtype == torch.float32
+        for name in ("full", "p_bar", "effective"):   # bf16 keeps about 3 significant digits
+            torch.testing.assert_close(getattr(r, name), getattr(wide.result, name), atol=2e-2, rtol=5e-2)
+
+
 def test_measure_latency_reports_a_median_per_control():
     ex = AttentionExplorer(n=32, k=4)
     result = measure_latency(n=32, repeats=3, control="seed", explorer=ex)

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from linformer import LinformerLM as ReferenceLinformerLM
 from torch import nn
 
-from linformer_edu import LinformerLM
+from linformer_edu import LinformerLM, LinformerSelfAttention
+from linformer_edu.causal import CausalLinformerSelfAttention
 from linformer_edu.leak import LeakReport, leaks_future
 
 
@@ -94,6 +95,18 @@ def test_float_layers_dim_inferred_or_given():
     assert leaks_future(ReverseCumsum(6), 12).leaks                  # dim read from the first Linear
     assert not leaks_future(nn.Linear(6, 3), 12).leaks               # position-wise: causal
     assert not leaks_future(nn.Identity(), 12, dim=4).leaks          # no parameters: dim given
+
+
+def test_a_bf16_float_layer_is_probed_in_its_own_dtype():
+    # float probes are drawn in float32 and cast to the layer's dtype; a bf16 layer cannot take float32 inputs
+    torch.manual_seed(0)
+    seen = []
+    causal = CausalLinformerSelfAttention(16, 32, k=4, heads=2).to(torch.bfloat16)
+    causal.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    report = leaks_future(causal, 32)
+    assert report.worst == 0.0 and not report.leaks
+    assert set(seen) == {torch.bfloat16}
+    assert leaks_future(LinformerSelfAttention(16, 32, k=4, heads=2).to(torch.bfloat16), 32).leaks
 
 
 def test_probes_in_eval_mode():
