@@ -197,7 +197,7 @@ class Timing:
     """Seconds per call: median, fastest, spread = (slowest - fastest) / median, and cpu_share.
 
     cpu_share = CPU time this process got / (wall time × torch threads): about 1 when the machine is ours,
-    lower when other programs take cores from it (then every time is inflated). None on CUDA.
+    lower when other programs take cores from it (then every time is inflated). None on a GPU (CUDA, MPS).
     """
     median: float
     best: float
@@ -207,8 +207,12 @@ class Timing:
 
 
 def _sync(device):
-    if torch.device(device).type == "cuda":
+    """Wait for the GPU's queued work, so the clock measures it (CPU work is done when the call returns)."""
+    kind = torch.device(device).type
+    if kind == "cuda":
         torch.cuda.synchronize()
+    elif kind == "mps":
+        torch.mps.synchronize()
 
 
 def timeit(fn, *, repeats=5, warmup=1, device="cpu"):
@@ -225,7 +229,7 @@ def timeit(fn, *, repeats=5, warmup=1, device="cpu"):
     median = statistics.median(times)
     share = (time.process_time() - cpu) / (sum(times) * torch.get_num_threads())
     return Timing(median, min(times), (max(times) - min(times)) / median,
-                  None if torch.device(device).type == "cuda" else share, times)
+                  share if torch.device(device).type == "cpu" else None, times)   # GPU time is not CPU time
 
 
 def contended(timing, max_spread=0.25, min_share=0.85):

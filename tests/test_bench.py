@@ -201,3 +201,13 @@ def test_a_timing_is_contended_when_noisy_or_starved_of_cpu():
     assert bench.contended(timing(0.4, 0.97))      # repeats disagree: something came and went
     assert bench.contended(timing(0.1, 0.6))       # steady, but other programs held a core throughout
     assert not bench.contended(timing(0.1, None))  # CUDA: no CPU share to judge by
+
+
+def test_timeit_waits_for_an_apple_gpu_and_reports_no_cpu_share_there(monkeypatch):
+    # the timed function runs on the CPU; only the synchronisation is faked, so this runs without a Mac
+    synced = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: synced.append("mps"))
+    timing = bench.timeit(lambda: None, repeats=3, warmup=1, device="mps")
+    assert synced == ["mps"] * 4                     # after the warmup and after each timed call
+    assert timing.cpu_share is None                  # GPU time is not CPU time: nothing to judge by
+    assert bench.timeit(lambda: sum(range(1000)), repeats=2, device="cpu").cpu_share is not None
