@@ -13,6 +13,15 @@ def check_positive_int(name, value):
     return value
 
 
+def check_sampling(temperature, top_k):
+    """The options for drawing a character: temperature >= 0 (0 = the most likely; NaN refused), top_k None or >= 1."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
+        raise ValueError(f"temperature: expected a number >= 0 (0 = always the most likely character), "
+                         f"got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k: expected None or a positive int, got {top_k!r}")
+
+
 def check_choice(name, value, allowed):
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ._checks import check_sampling
+
 IGNORE = -100  # the target at positions that are not scored (cross_entropy's default ignore_index)
 
 
@@ -163,12 +165,19 @@ def fill_in(model, tokens, *, mask_id, steps=None, temperature=0., top_k=None, g
     temperature: 0 takes the most likely character; above 0 samples from softmax(logits / temperature).
     top_k:       sample only among the k most likely characters.
     [MASK] itself is never predicted. Returns the filled (b, n) tensor; positions without a mask are unchanged.
+    Raises ValueError when no position holds ``mask_id``: there is nothing to fill.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature: got {temperature}, expected >= 0 (0 = most likely character)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k: got {top_k!r}, expected None or a positive int")
+    check_sampling(temperature, top_k)
+    num_tokens = getattr(model, "num_tokens", None)                        # ids the model scores, [MASK] included
+    allowed = f"an int in [0, {num_tokens}) (the model's num_tokens)" if num_tokens else "an int >= 0"
+    if isinstance(mask_id, bool) or not isinstance(mask_id, int):
+        raise TypeError(f"mask_id: expected {allowed}, got {mask_id!r} of type {type(mask_id).__name__}")
+    if mask_id < 0 or (num_tokens and mask_id >= num_tokens):
+        raise ValueError(f"mask_id: expected {allowed}, got {mask_id}")
     masked = tokens == mask_id                                              # (b, n)
+    if not masked.any():
+        raise ValueError(f"tokens: no position holds mask_id={mask_id}, so there is nothing to fill; "
+                         f"put mask_id where a character should be filled in")
     remaining = masked.sum(dim=1)                                           # (b,)
     steps = int(remaining.max()) if steps is None else steps
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:

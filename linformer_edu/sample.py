@@ -19,17 +19,10 @@ import sys
 
 import torch
 
+from ._checks import check_sampling
 from .data import CharVocab
 
 MASK_CHAR = "█"   # marks a gap in `fill`; chosen because no corpus here uses it
-
-
-def _check_options(temperature, top_k):
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
-        raise ValueError(f"temperature: expected a number >= 0 (0 = always the most likely character), "
-                         f"got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k: expected None or a positive int, got {top_k!r}")
 
 
 def next_char_distribution(logits, temperature=1.0, top_k=None):
@@ -37,7 +30,7 @@ def next_char_distribution(logits, temperature=1.0, top_k=None):
 
     temperature 0 puts all the mass on the most likely character.
     """
-    _check_options(temperature, top_k)
+    check_sampling(temperature, top_k)
     logits = logits.float()
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[..., -1:]                  # (..., 1) the k-th largest
@@ -59,7 +52,7 @@ def generate(model, vocab: CharVocab, prompt: str = "\n", max_new_chars: int = 2
         raise TypeError(f"vocab: expected a CharVocab, got {type(vocab).__name__}")
     if isinstance(max_new_chars, bool) or not isinstance(max_new_chars, int) or max_new_chars < 0:
         raise ValueError(f"max_new_chars: expected an int >= 0, got {max_new_chars!r}")
-    _check_options(temperature, top_k)
+    check_sampling(temperature, top_k)
     if not isinstance(prompt, str) or not prompt:
         raise ValueError(f"prompt: expected at least one character to start from (e.g. '\\n'), got {prompt!r}")
     device = next(model.parameters()).device
@@ -89,7 +82,7 @@ def fill(model, vocab: CharVocab, text: str, *, mask_char: str = MASK_CHAR, temp
     if mask_char in vocab:
         raise ValueError(f"mask_char: {mask_char!r} is a character of the vocabulary, so a gap could not be told "
                          f"from text; choose another, e.g. {MASK_CHAR!r}")
-    _check_options(temperature, top_k)
+    check_sampling(temperature, top_k)
     if not isinstance(text, str) or mask_char not in text:
         raise ValueError(f"text: mark the characters to fill with {mask_char!r}; got {text!r}")
     if len(text) > model.seq_len:

@@ -172,12 +172,26 @@ def test_bad_tokens(tokens, error, message):
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(temperature=-1.), "temperature: got -1.0, expected >= 0 (0 = most likely character)"),
-    (dict(top_k=0), "top_k: got 0, expected None or a positive int"),
-    (dict(steps=0), "steps: got 0, expected a positive int"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(temperature=-1.), ValueError,
+     "temperature: expected a number >= 0 (0 = always the most likely character), got -1.0"),
+    (dict(temperature=float("nan")), ValueError,
+     "temperature: expected a number >= 0 (0 = always the most likely character), got nan"),
+    (dict(top_k=0), ValueError, "top_k: expected None or a positive int, got 0"),
+    (dict(steps=0), ValueError, "steps: got 0, expected a positive int"),
+    (dict(mask_id=V + 1), ValueError, "mask_id: expected an int in [0, 21) (the model's num_tokens), got 21"),
+    (dict(mask_id=-1), ValueError, "mask_id: expected an int in [0, 21) (the model's num_tokens), got -1"),
+    (dict(mask_id="20"), TypeError,
+     "mask_id: expected an int in [0, 21) (the model's num_tokens), got '20' of type str"),
 ])
-def test_bad_fill_in(kwargs, message):
-    with pytest.raises(ValueError) as err:
-        fill_in(Knows(batch(1, 4), V + 1), torch.full((1, 4), V), mask_id=V, **kwargs)
+def test_bad_fill_in(kwargs, error, message):
+    with pytest.raises(error) as err:
+        fill_in(Knows(batch(1, 4), V + 1), torch.full((1, 4), V), **{"mask_id": V, **kwargs})
     assert str(err.value) == message
+
+
+def test_fill_in_says_when_there_is_nothing_to_fill():
+    with pytest.raises(ValueError) as err:   # no gap at all: not "steps: got 0"
+        fill_in(Knows(batch(1, 4), V + 1), batch(1, 4), mask_id=V)
+    assert str(err.value) == ("tokens: no position holds mask_id=20, so there is nothing to fill; "
+                              "put mask_id where a character should be filled in")
