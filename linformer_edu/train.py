@@ -482,9 +482,7 @@ def train(config: TrainConfig, *, resume: bool = False, callback=None) -> TrainR
     out_dir = None if config.out_dir is None else Path(config.out_dir)
     if resume and out_dir is None:
         raise ValueError("resume: needs config.out_dir, the folder holding the checkpoint to continue")
-    device = pick_device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: got {config.device!r}, but this PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
+    device = pick_device(config.device)   # a named CUDA or MPS device that is not there is a ValueError
     amp = amp_settings(device.type, enabled=config.amp)
 
     # data: text -> vocabulary -> ids -> split, kept on the training device
@@ -529,8 +527,11 @@ def train(config: TrainConfig, *, resume: bool = False, callback=None) -> TrainR
     def evaluate():
         val = estimate_loss(step_model, val_ids, config, device, amp, seed=config.seed + 1, collator=collator)
         trn = estimate_loss(step_model, train_ids, config, device, amp, seed=config.seed + 2, collator=collator)
-        if not (math.isfinite(val) and math.isfinite(trn)):
+        if not math.isfinite(val):
             raise NonFiniteLossError(f"the validation loss is {val} at step {step}: {_nan_advice(path)}")
+        if not math.isfinite(trn):
+            raise NonFiniteLossError(f"the training loss, estimated on {config.eval_iters} batches, is {trn} at "
+                                     f"step {step}: {_nan_advice(path)}")
         row = {"step": step, "seconds": round(elapsed, 3), "train_loss": trn, "val_loss": val,
                "val_bpc": val / math.log(2)}
         if history["evals"] and history["evals"][-1]["step"] == step:

@@ -107,6 +107,35 @@ def test_presets_and_objectives():
         preset("cpu", steps=10)
 
 
+def test_train_checks_its_arguments(text_file):
+    with pytest.raises(TypeError, match=exactly("config: expected a TrainConfig (e.g. preset('cpu')), got dict")):
+        T.train({"corpus": str(text_file)})
+    with pytest.raises(TypeError, match=exactly("callback: expected a function of the TrainResult, got 5")):
+        T.train(tiny(text_file), callback=5)
+    with pytest.raises(ValueError, match=exactly(
+            "resume: needs config.out_dir, the folder holding the checkpoint to continue")):
+        T.train(tiny(text_file), resume=True)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_a_cuda_device_without_a_gpu_is_refused(text_file, monkeypatch, device):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)      # this machine, as PyTorch sees it
+    with pytest.raises(ValueError, match=exactly(
+            f"device: got {device!r}, but this PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")):
+        T.train(tiny(text_file, device=device))
+
+
+def test_seq_len_must_leave_a_window_in_both_splits(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("abcdefghij" * 10, encoding="utf-8")                # 90 training, 10 validation characters
+    with pytest.raises(ValueError, match=exactly(
+            "seq_len: 10 does not fit the corpus: 90 training and 10 validation characters; use a shorter "
+            "seq_len or a longer text")):
+        T.train(tiny(path, seq_len=10))
+    result = T.train(tiny(path, seq_len=9, max_steps=1))                # 10 characters: one window of 9 and its next
+    assert result.step == 1 and result.stopped == "steps"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The loop
 
@@ -222,6 +251,39 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(text_file, tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def nan_estimate_at(call, monkeypatch):
+    """Make the `call`-th (0-based) call of estimate_loss return NaN. Each evaluation calls it twice: the
+    validation loss, then the training loss on the evaluation batches."""
+    calls = {"n": 0}
+    real = T.estimate_loss
+
+    def estimate(*args, **kwargs):
+        calls["n"] += 1
+        return float("nan") if calls["n"] - 1 == call else real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "estimate_loss", estimate)
+
+
+def test_nan_validation_loss_stops_and_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
+    nan_estimate_at(4, monkeypatch)                      # the validation loss of the third evaluation, at step 8
+    cfg = tiny(text_file, max_steps=12, out_dir=str(tmp_path / "run"))
+    path = tmp_path / "run" / "ckpt.pt"
+    with pytest.raises(NonFiniteLossError, match=exactly(
+            f"the validation loss is nan at step 8: training stopped and the last good checkpoint, {path}, was "
+            f"kept. Try a lower learning rate (lr), gradient clipping (grad_clip=1.0), or float32 (amp=False)")):
+        T.train(cfg)
+    assert read_checkpoint(path)["step"] == 4
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 4
+
+
+def test_a_nan_training_loss_estimate_is_named_as_such(text_file, monkeypatch):
+    nan_estimate_at(1, monkeypatch)                      # the first evaluation: validation fine, training NaN
+    with pytest.raises(NonFiniteLossError, match=exactly(
+            "the training loss, estimated on 2 batches, is nan at step 0: training stopped and no checkpoint was "
+            "written. Try a lower learning rate (lr), gradient clipping (grad_clip=1.0), or float32 (amp=False)")):
+        T.train(tiny(text_file))
+
+
 def test_load_checkpoint_gives_the_trained_model(text_file, tmp_path):
     result = T.train(tiny(text_file, out_dir=str(tmp_path / "run")))
     model, vocab, config = load_checkpoint(tmp_path / "run")                  # the folder or the file
@@ -268,6 +330,64 @@ def test_foreign_checkpoint(tmp_path):
             f"{path} is not a linformer_edu.train checkpoint (it has no 'format': 'linformer_edu.train "
             f"checkpoint' entry); load other weights with model.load_state_dict")):
         load_checkpoint(path)
+
+
+def edit_checkpoint(path, change):
+    state = torch.load(path, weights_only=True)
+    change(state)
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize("version", [2, 0, None])
+def test_checkpoint_of_another_version(trained_run, version):
+    _, path = trained_run
+    edit_checkpoint(path, lambda state: state.update(version=version))
+    with pytest.raises(CheckpointError, match=exactly(
+            f"{path} has checkpoint version {version!r}; this linformer_edu reads version 1")):
+        read_checkpoint(path)
+    edit_checkpoint(path, lambda state: state.pop("version"))
+    with pytest.raises(CheckpointError, match=exactly(
+            f"{path} has checkpoint version None; this linformer_edu reads version 1")):
+        load_checkpoint(path)
+
+
+def test_incomplete_checkpoint(trained_run):
+    _, path = trained_run
+    edit_checkpoint(path, lambda state: [state.pop(key) for key in ("rng", "optimizer", "elapsed")])
+    with pytest.raises(CheckpointError, match=exactly(f"{path} is incomplete: it lacks optimizer, elapsed, rng")):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("key, value, detail", [
+    ("config", {"model": "lstm"}, "model: got 'lstm', expected one of 'linformer', 'full'"),
+    ("config", {"heads": 3}, "heads: dim=16 is not divisible by heads=3"),
+    ("vocab", {"chars": "ba"}, "state['chars']: expected distinct characters in sorted order (from "
+                               "CharVocab.to_dict()), got 'ba'"),
+    ("vocab", {"chars": "ab", "size": 2}, "state: expected a dict with the one key 'chars' (from "
+                                          "CharVocab.to_dict()), got ['chars', 'size']"),
+])
+def test_checkpoint_with_a_config_or_vocabulary_this_version_cannot_use(trained_run, key, value, detail):
+    _, path = trained_run
+    edit_checkpoint(path, lambda state: state[key].update(value))
+    with pytest.raises(CheckpointError, match=exactly(
+            f"{path} holds a config or vocabulary this version cannot use: {detail}")):
+        load_checkpoint(path)
+
+
+def test_resume_on_a_text_with_other_characters_is_refused(trained_run, text_file):
+    cfg, path = trained_run
+    assert "b" in TEXT and "B" not in TEXT
+    text_file.write_text(TEXT.replace("b", "B"), encoding="utf-8")    # as many characters, but not the same ones
+    n = len(CharVocab(TEXT))
+    with pytest.raises(CheckpointError, match=exactly(
+            f"{path} was trained on a text with other characters ({n} vs {n} now): is corpus "
+            f"{str(text_file)!r} the same file?")):
+        T.train(cfg, resume=True)
+    text_file.write_text(TEXT + "ZZZ", encoding="utf-8")              # one character more
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))} was trained on a text with other "
+                                              rf"characters \({n} vs {n + 1} now\): "):
+        T.train(cfg, resume=True)
+    assert read_checkpoint(path)["step"] == 4                         # the checkpoint was left as it was
 
 
 def test_checkpoint_whose_weights_do_not_fit_its_config(trained_run):
@@ -361,6 +481,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: no checkpoint at {tmp_path / 'none' / 'ckpt.pt'}\n"
     assert T.main(["--text", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 2
     assert "is neither a known corpus" in capsys.readouterr().err
+
+
+def test_cli_resume_needs_out(capsys):
+    with pytest.raises(ValueError, match=exactly("--resume: give --out DIR, the folder of the run to continue")):
+        T.config_from_args(T.parse_args(["--resume"]))
+    assert T.main(["--resume", "--steps", "4"]) == 2
+    assert capsys.readouterr() == ("", "error: --resume: give --out DIR, the folder of the run to continue\n")
 
 
 def test_live_loss_plot_draws_every_run_it_saw(text_file):
