@@ -77,6 +77,8 @@ def fill(model, vocab: CharVocab, text: str, *, mask_char: str = MASK_CHAR, temp
     """`text` with every `mask_char` replaced by the masked-LM model's choice, most confident gaps first
     (`linformer_edu.mlm.fill_in`). The model must have been trained with objective='mlm' ([MASK] = len(vocab))."""
     from .mlm import fill_in
+    if not isinstance(vocab, CharVocab):
+        raise TypeError(f"vocab: expected a CharVocab, got {type(vocab).__name__}")
     if not isinstance(mask_char, str) or len(mask_char) != 1:
         raise ValueError(f"mask_char: expected one character, got {mask_char!r}")
     if mask_char in vocab:

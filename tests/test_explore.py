@@ -221,6 +221,27 @@ def test_bad_settings_say_what_is_allowed(explorer):
         AttentionExplorer(model=torch.nn.Linear(2, 2), tokens=TOKENS)
 
 
+def test_a_model_input_keeps_the_heads_of_its_layers(lm):
+    ex = AttentionExplorer(model=lm, tokens=TOKENS)
+    with pytest.raises(ValueError, match=r"^heads: the model's layers have 4 heads; got 2$"):
+        ex.set(heads=2)
+    assert ex.controls["heads"].value == 4 and not ex.log.outputs
+    ex.set(heads=4, head=3)                                    # its own number of heads is accepted
+    assert ex.controls["head"].value == 3
+    ex.set(source="random vectors", heads=2)                   # fresh weights: any divisor of dim
+    assert ex.controls["heads"].value == 2
+    with pytest.raises(ValueError, match=r"^heads: the model's layers have 4 heads; got 8$"):
+        ex.set(source="model", heads=8)                        # back to the model: its heads again
+
+
+@pytest.mark.parametrize("text", ["", None, 42])
+def test_the_text_input_needs_a_non_empty_string(text):
+    with pytest.raises(ValueError, match=rf"^text: expected a non-empty string, got {text!r}$"):
+        Sentence(16, text)
+    with pytest.raises(ValueError, match=rf"^text: expected a non-empty string, got {text!r}$"):
+        AttentionExplorer(n=32, k=4, text=text)
+
+
 def test_bad_tokens_say_what_is_expected(lm):
     with pytest.raises(ValueError, match=r"^tokens: expected a non-empty 1-D sequence of integer token ids, got "
                                          r"\(48,\) of torch.float32$"):

@@ -109,6 +109,48 @@ def test_a_bf16_float_layer_is_probed_in_its_own_dtype():
     assert leaks_future(LinformerSelfAttention(16, 32, k=4, heads=2).to(torch.bfloat16), 32).leaks
 
 
+class SeveralOutputs(nn.Module):
+    """A model that returns (output, auxiliary) as a tuple or a list, as some do: the first is its output."""
+
+    def __init__(self, first, second, container=tuple):
+        super().__init__()
+        self.first, self.second, self.container = first, second, container
+
+    def forward(self, tokens):
+        return self.container((self.first(tokens), self.second(tokens)))
+
+
+@pytest.mark.parametrize("container", [tuple, list])
+def test_a_model_returning_several_outputs_is_judged_by_the_first(container):
+    torch.manual_seed(0)
+    causal, leaky = TinyCausalLM(), TinyCausalLM(causal=False)
+    report = leaks_future(SeveralOutputs(causal, leaky, container), 20)
+    assert not report.leaks and report.worst == 0.0                # the leaky second output is not probed
+    report = leaks_future(SeveralOutputs(leaky, causal, container), 20)
+    assert report.leaks and report.max_change == leaks_future(leaky, 20).max_change   # the first one is
+
+
+def test_device_names_where_the_probes_go():
+    """device= overrides the device of the model's first parameter: here that parameter lives on the meta device
+    (no data), and the model computes from its inputs alone, so only probes sent to the CPU can run."""
+    class MetaParameter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(7, 3, device="meta")          # tells the input kind: tokens 0..6
+            self.seen = []
+
+        def forward(self, tokens):
+            self.seen.append(tokens.device)
+            return F.one_hot(tokens, 7).float().cumsum(1)         # (b, n, 7): causal
+
+    model = MetaParameter()
+    report = leaks_future(model, 12, device="cpu")
+    assert not report.leaks and report.worst == 0.0
+    assert set(model.seen) == {torch.device("cpu")} and len(model.seen) == 1 + len(report.positions)
+    assert leaks_future(model, 12, device=torch.device("cpu")).max_change == report.max_change
+    assert leaks_future(TinyCausalLM(causal=False), 16, device="cpu").leaks
+
+
 def test_probes_in_eval_mode():
     # Active dropout would move every output between the two forward passes and look like a leak.
     torch.manual_seed(0)

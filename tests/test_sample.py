@@ -81,6 +81,35 @@ def test_generate_errors(model):
         generate(model, VOCAB, "a", -3)
 
 
+@pytest.fixture
+def mlm_model():
+    """An untrained masked-LM model: the characters of VOCAB and [MASK], bidirectional, seq_len 12."""
+    torch.manual_seed(0)
+    return LinformerLM(len(VOCAB) + 1, 16, 12, 1, k=4, heads=2)
+
+
+@pytest.mark.parametrize("vocab", [{"a": 0, "b": 1}, VOCAB.chars], ids=["dict", "str"])
+def test_generate_and_fill_need_a_char_vocab(model, mlm_model, vocab):
+    with pytest.raises(TypeError, match=exactly(f"vocab: expected a CharVocab, got {type(vocab).__name__}")):
+        generate(model, vocab, "the ", 5)
+    with pytest.raises(TypeError, match=exactly(f"vocab: expected a CharVocab, got {type(vocab).__name__}")):
+        fill(mlm_model, vocab, f"the {MASK_CHAR}")
+
+
+@pytest.mark.parametrize("mask_char", ["##", "", 5, None])
+def test_fill_mask_char_is_one_character(mlm_model, mask_char):
+    with pytest.raises(ValueError, match=exactly(f"mask_char: expected one character, got {mask_char!r}")):
+        fill(mlm_model, VOCAB, f"the {MASK_CHAR}", mask_char=mask_char)
+
+
+def test_fill_text_must_fit_the_model(mlm_model):
+    text = f"the qu{MASK_CHAR}ck br"                                      # 12 characters: seq_len, it fits
+    filled = fill(mlm_model, VOCAB, text)
+    assert len(filled) == 12 and filled.startswith("the qu") and filled.endswith("ck br")
+    with pytest.raises(ValueError, match=exactly("text: 13 characters, but the model reads at most seq_len=12")):
+        fill(mlm_model, VOCAB, text + "o")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Checkpoints: the CLI, and masked-LM fill-in
 
@@ -134,3 +163,25 @@ def test_cli_fills_for_a_masked_lm_checkpoint(tmp_path, capsys):
 def test_cli_errors(tmp_path, capsys):
     assert S.main(["--ckpt", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err == f"error: no checkpoint at {tmp_path / 'nothing'}\n"
+
+
+def test_cli_warns_that_a_bidirectional_model_samples_the_leak(tmp_path, capsys):
+    (tmp_path / "leaky").mkdir()
+    (tmp_path / "causal").mkdir()
+    tiny_run(tmp_path / "leaky", causal=False, allow_leaky=True)
+    tiny_run(tmp_path / "causal")
+    args = ["--prompt", "the ", "--chars", "5", "--device", "cpu"]
+    assert S.main(["--ckpt", str(tmp_path / "leaky" / "run"), *args]) == 0
+    out, err = capsys.readouterr()
+    assert err == ("warning: this model is bidirectional (trained with --allow-leaky): it learned to read the next "
+                   "character, so its samples show the leak, not language\n")
+    assert out.startswith("the ") and len(out) == len("the ") + 5 + 1                 # it still samples
+    assert S.main(["--ckpt", str(tmp_path / "causal" / "run"), *args]) == 0
+    assert capsys.readouterr().err == ""                                               # a causal model: no warning
+
+
+def test_cli_bad_device_is_a_one_line_error(tmp_path, capsys):
+    tiny_run(tmp_path)
+    assert S.main(["--ckpt", str(tmp_path / "run"), "--device", "gpu"]) == 2
+    assert capsys.readouterr() == ("", "error: device: got 'gpu', expected 'auto', 'cpu', 'cuda', 'cuda:N' or "
+                                       "'mps'\n")
