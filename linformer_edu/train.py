@@ -122,7 +122,7 @@ class TrainConfig:
         _choice("objective", self.objective, OBJECTIVES)
         for name in ("k", "dim", "depth", "heads", "seq_len", "batch_size", "max_steps", "eval_interval",
                      "eval_iters"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))   # TypeError for a non-int, ValueError below 1
         for name in ("warmup_steps", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -176,10 +176,6 @@ class TrainConfig:
 def _choice(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name}: got {value!r}, expected one of {', '.join(map(repr, allowed))}")
-
-
-def _positive_int(name, value):
-    check_positive_int(name, value)   # TypeError for a non-int (bools included), ValueError below 1
 
 
 def _number(name, value, *, low=None, high=None, low_open=False, high_open=False, what=None):
