@@ -93,7 +93,12 @@ def spectrum(singular_values, labels=None, *, ax=None, cumulative=True, title=No
     over samples with a band from min to max. With cumulative=False the raw singular values are drawn (log y).
     """
     s = to_numpy(singular_values)
-    s = s.reshape((1,) * (3 - s.ndim) + s.shape)                   # (lines, samples, r)
+    if s.ndim not in (1, 2, 3):
+        raise ValueError(f"singular_values: expected shape (r,), (lines, r) or (lines, samples, r), got {s.shape}")
+    if s.ndim == 1:
+        s = s[None]                                                # (1, r): one line
+    if s.ndim == 2:
+        s = s[:, None]                                             # (lines, 1, r): one sample per line
     if cumulative:
         s = np.cumsum(s, axis=-1) / s.sum(axis=-1, keepdims=True)
     ax = _axes(ax)
