@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_sampling
+from ._state import eval_mode
+from .data import get_batch
 
 IGNORE = -100  # the target at positions that are not scored (cross_entropy's default ignore_index)
 
@@ -131,24 +133,19 @@ def evaluate_mlm(model, ids, collator, *, batch_size=16, block_size=None, batche
 
     The windows and the masking are drawn from ``seed``, so two models (or two checkpoints) meet the same test.
     """
-    from .data import get_batch   # the data module draws the windows
     block_size = model.seq_len if block_size is None else block_size
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
     loss = correct = scored = 0.
-    try:
+    with eval_mode(model):
         for _ in range(batches):
-            x, _ = get_batch(ids, batch_size, block_size, generator=gen)
-            inputs, targets = collator(x, generator=gen)
+            x, _ = get_batch(ids, batch_size, block_size, generator=gen)  # (b, n)
+            inputs, targets = collator(x, generator=gen)                  # (b, n), (b, n)
             logits = model(inputs.to(device)).float().cpu()               # (b, n, V)
             count = (targets != IGNORE).sum().item()
             loss += masked_lm_loss(logits, targets).item() * count
             correct += masked_accuracy(logits, targets) * count
             scored += count
-    finally:
-        model.train(was_training)
     return {"loss": loss / scored, "bpc": loss / scored / math.log(2), "accuracy": correct / scored}
 
 
@@ -183,9 +180,7 @@ def fill_in(model, tokens, *, mask_id, steps=None, temperature=0., top_k=None, g
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: got {steps!r}, expected a positive int")
     tokens, masked = tokens.clone(), masked.clone()
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for step in range(steps):
             if not masked.any():
                 break
@@ -199,8 +194,6 @@ def fill_in(model, tokens, *, mask_id, steps=None, temperature=0., top_k=None, g
             tokens = torch.where(reveal, chars, tokens)
             masked &= ~reveal
             remaining = masked.sum(dim=1)
-    finally:
-        model.train(was_training)
     return tokens
 
 

@@ -5,6 +5,7 @@
     loglog(x, {label: y})               cost versus size on log-log axes, each line labelled with its fitted slope;
                                         returns (ax, {label: slope})
     loss_curves({label: losses})        training / validation loss versus step
+    LiveLossPlot()                      a callback for `train.train` that redraws every run's curves as it trains
 
 Each returns its matplotlib Axes (or an array of them) so a notebook can add to the picture; end the cell with
 `;` to keep the Axes' text out of the output. Tensors, NumPy arrays and lists are all accepted.
@@ -15,6 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.ticker import NullFormatter
+
+from ._checks import check_choice
 
 
 def to_numpy(x):
@@ -180,3 +183,61 @@ def loss_curves(curves, *, ax=None, xlabel="step", ylabel="loss (nats/char)", ti
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
     return ax
+
+
+class LiveLossPlot:
+    """A callback for `train` that redraws the loss curves in one notebook figure while training runs.
+
+        plot = LiveLossPlot()
+        result = train(config, callback=plot)                  # one run
+        for cfg in configs: train(cfg, callback=plot)          # or several: every run it saw, one colour each
+
+    Each run shows its training loss (running mean over `smooth` steps, thin) and its validation loss at each
+    evaluation (dots). x="step", or x="seconds" to compare runs under one time budget. Outside IPython it only
+    records; `figure()` draws the same picture on demand. It reads only `result.config.label` and
+    `result.history` ({"loss": [...], "seconds": [...], "evals": [{"step", "seconds", "val_loss", "val_bpc"}]}).
+    """
+
+    def __init__(self, x: str = "step", smooth: int = 20, title: str | None = None):
+        check_choice("x", x, ("step", "seconds"))
+        self.x, self.smooth, self.title = x, smooth, title
+        self.runs, self.handle = {}, None    # label -> history (the live dict, so it grows as training runs)
+
+    def __call__(self, result):
+        self.runs[result.config.label] = result.history
+        try:   # IPython is optional: without it there is no notebook to draw in
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        fig = self.figure()
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+    def figure(self):
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        for i, (label, history) in enumerate(self.runs.items()):
+            color = f"C{i}"
+            losses = torch.tensor(history["loss"])                            # (steps,)
+            xs = torch.arange(1, len(losses) + 1) if self.x == "step" else torch.tensor(history["seconds"])
+            w = min(self.smooth, len(losses))
+            if w:
+                mean = losses.unfold(0, w, 1).mean(1)                          # (steps - w + 1,) running mean
+                ax.plot(xs[w - 1:].numpy(), mean.numpy(), color=color, lw=0.9, alpha=0.6)
+            evals = history["evals"]
+            if evals:
+                ax.plot([e[self.x] for e in evals], [e["val_loss"] for e in evals], "o-", color=color, ms=3,
+                        label=f"{label}: val {evals[-1]['val_bpc']:.3f} bits/char")
+        ax.set_xlabel("step" if self.x == "step" else "seconds of training")
+        ax.set_ylabel("loss (nats/char)")
+        ax.set_title(self.title or "training (thin: running mean) and validation loss (dots)", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        if self.runs:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
