@@ -24,6 +24,8 @@ def to_numpy(x):
     """A float NumPy array from a tensor (any device, with or without grad), an array or a list."""
     if isinstance(x, torch.Tensor):
         return x.detach().float().cpu().numpy()
+    if isinstance(x, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in x):   # e.g. [loss, loss, …]
+        return np.stack([to_numpy(v) for v in x])
     return np.asarray(x, dtype=float)
 
 
@@ -65,14 +67,15 @@ def heatmaps(maps, titles=None, *, suptitle=None, ncols=None, cmap="viridis", vm
             continue
         image = ax.imshow(mats[i], cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
         ax.set_title(titles[i] if i < len(titles) else None, fontsize=9)
+        lowest = i + cols >= len(mats)   # nothing drawn below it (with ncols the last row may be short)
         if ticklabels is not None:
             rows_text, cols_text = ticklabels if isinstance(ticklabels, tuple) else (ticklabels, ticklabels)
             ax.set_yticks(range(len(rows_text)), rows_text if i % cols == 0 else [], fontsize=7)
-            ax.set_xticks(range(len(cols_text)), cols_text if i // cols == rows - 1 else [], fontsize=7,
+            ax.set_xticks(range(len(cols_text)), cols_text if lowest else [], fontsize=7,
                           rotation=90 if max(map(len, map(str, cols_text))) > 2 else 0)
         if i % cols == 0:
             ax.set_ylabel(ylabel)
-        if i // cols == rows - 1:
+        if lowest:
             ax.set_xlabel(xlabel)
     if colorbar:
         fig.colorbar(image, ax=axes, shrink=0.8)
@@ -148,7 +151,7 @@ def loglog(x, series, *, ax=None, xlabel="sequence length n", ylabel="time (s)",
         y = to_numpy(y)
         tail = slice(-fit_last, None) if fit_last else slice(None)
         slopes[label] = fit_slope(x[tail], y[tail])
-        ax.loglog(x, y, "o-", label=f"{label} (slope {slopes[label]:.2f})")
+        ax.loglog(x, y, "o-", label=f"{label} (slope {round(slopes[label], 2) + 0:.2f})")   # + 0: no "-0.00"
     if len(x) <= 8:   # label the measured sizes themselves (64, 128, …) rather than powers of ten
         ax.set_xticks(x, [f"{v:g}" for v in x])
         ax.xaxis.set_minor_formatter(NullFormatter())
