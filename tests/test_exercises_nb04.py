@@ -31,8 +31,8 @@ def count_with(layers, heads, sharing, *, forget_f=False, share_means_two=False)
                                                                 "means one matrix serves both keys and values"),
     (lambda L, H, s: L if s == "layerwise" else count_with(L, H, s), "sharing='layerwise' you said 12, expected 1: "
                                                                       "layerwise sharing keeps one single matrix"),
-    (lambda L, H, s: 2 * L * H if s == "headwise" else count_with(L, H, s), "you said 288, expected 24: headwise sharing gives each "
-                                                                          "layer one E and one F"),
+    (lambda L, H, s: 2 * L * H if s == "headwise" else count_with(L, H, s),
+     "you said 288, expected 24: headwise sharing gives each layer one E and one F"),
     (lambda L, H, s: None, "is None — did you forget to `return` it?"),
     (lambda L, H, s: 2.5, "a count of matrices or parameters is a whole number"),
 ])
