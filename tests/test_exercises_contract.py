@@ -30,9 +30,13 @@ def names(module, prefix):
     return {name.removeprefix(prefix) for name in dir(module) if name.startswith(prefix)}
 
 
+def short_name(module):
+    return module.__name__.rsplit(".", 1)[1]   # nb04
+
+
 def exercise(module, name):
     return pytest.param(getattr(module, f"check_{name}"), getattr(module, f"solution_{name}"),
-                        id=f"{module.__name__.rsplit('.', 1)[1]}.{name}")
+                        id=f"{short_name(module)}.{name}")
 
 
 PAIRS = [exercise(m, name) for m in MODULES for name in sorted(names(m, "check_") & names(m, "solution_"))]
@@ -47,12 +51,14 @@ def title(line):
 
 def test_every_notebook_has_an_exercise_module():
     notebooks = sorted(f"nb{path.name[:2]}" for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert [m.__name__.rsplit(".", 1)[1] for m in MODULES] == notebooks != []
+    assert notebooks, "no notebooks found"
+    assert [short_name(m) for m in MODULES] == notebooks
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[1])
+@pytest.mark.parametrize("module", MODULES, ids=short_name)
 def test_every_checker_has_a_worked_solution_and_back(module):
-    assert names(module, "check_") == names(module, "solution_") != set()
+    assert names(module, "check_"), "no checkers"
+    assert names(module, "check_") == names(module, "solution_")
 
 
 @pytest.mark.parametrize("check, solution", PAIRS)
@@ -65,15 +71,15 @@ def test_the_worked_solution_passes_the_same_way_every_time(check, solution, fee
 @pytest.mark.parametrize("check, solution", PAIRS)
 def test_answers_it_cannot_use_are_feedback_not_exceptions(check, solution, feedback):
     ok, line = feedback(check, None)
-    assert not ok and line == f"✗ {title(line)}: {NOT_A_FUNCTION}"
     name = title(line)
+    assert not ok and line == f"✗ {name}: {NOT_A_FUNCTION}"
     assert feedback(check, lambda *args, **kwargs: 1 / 0) == (
         False, f"✗ {name}: your function raised ZeroDivisionError: division by zero")
     ok, line = feedback(check, lambda *args, **kwargs: None)
     assert not ok and line.startswith(f"✗ {name}: ") and "None" in line and "\n" not in line
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[1])
+@pytest.mark.parametrize("module", MODULES, ids=short_name)
 def test_exercises_are_numbered_in_the_order_they_are_written(module, feedback):
     checks = sorted((getattr(module, f"check_{name}") for name in names(module, "check_")),
                     key=lambda check: inspect.unwrap(check).__code__.co_firstlineno)
@@ -81,10 +87,12 @@ def test_exercises_are_numbered_in_the_order_they_are_written(module, feedback):
     assert numbers == list(range(1, len(checks) + 1))
 
 
-# Exercise 2 of notebook 04 builds LinformerSelfAttention layers, whose initial weights come from the global stream.
-RNG_PAIRS = [pytest.param(*p.values, id=p.id, marks=pytest.mark.xfail(
-                 strict=True, reason="check_attention_parameters draws from the global random stream"))
-             if p.id == "nb04.attention_parameters" else p for p in PAIRS]
+# A known breach: nb04's exercise 2 builds LinformerSelfAttention layers, whose initial weights come from the global
+# stream. Strict, so the test fails once that is fixed and this mark can go.
+DRAWS_FROM_GLOBAL_RNG = pytest.mark.xfail(strict=True, reason="check_attention_parameters builds layers with the "
+                                                              "global random stream")
+RNG_PAIRS = [pytest.param(*p.values, id=p.id, marks=DRAWS_FROM_GLOBAL_RNG) if p.id == "nb04.attention_parameters"
+             else p for p in PAIRS]
 
 
 @pytest.mark.parametrize("check, solution", RNG_PAIRS)
