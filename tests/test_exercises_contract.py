@@ -87,15 +87,7 @@ def test_exercises_are_numbered_in_the_order_they_are_written(module, feedback):
     assert numbers == list(range(1, len(checks) + 1))
 
 
-# A known breach: nb04's exercise 2 builds LinformerSelfAttention layers, whose initial weights come from the global
-# stream. Strict, so the test fails once that is fixed and this mark can go.
-DRAWS_FROM_GLOBAL_RNG = pytest.mark.xfail(strict=True, reason="check_attention_parameters builds layers with the "
-                                                              "global random stream")
-RNG_PAIRS = [pytest.param(*p.values, id=p.id, marks=DRAWS_FROM_GLOBAL_RNG) if p.id == "nb04.attention_parameters"
-             else p for p in PAIRS]
-
-
-@pytest.mark.parametrize("check, solution", RNG_PAIRS)
+@pytest.mark.parametrize("check, solution", PAIRS)
 def test_checking_leaves_the_global_random_state_alone(check, solution, feedback):
     torch.manual_seed(0)
     expected = torch.rand(3)
