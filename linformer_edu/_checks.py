@@ -1,13 +1,13 @@
 """Checks of user input, shared by the modules. Each error names the argument, the value and what is allowed.
 
-These are `ValueError`/`TypeError`, never `assert`: `python -O` strips asserts, and users deserve the message.
+A wrong type is a `TypeError`, a wrong value a `ValueError`, never an `assert`: `python -O` strips asserts, and
+users deserve the message.
 """
 import torch
 
 
 def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected a positive int, got {value!r} of type {type(value).__name__}")
+    check_type(name, value, int, "a positive int")
     if value < 1:
         raise ValueError(f"{name}: expected a positive int, got {value}")
     return value
@@ -15,10 +15,10 @@ def check_positive_int(name, value):
 
 def check_sampling(temperature, top_k):
     """The options for drawing a character: temperature >= 0 (0 = the most likely; NaN refused), top_k None or >= 1."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
-        raise ValueError(f"temperature: expected a number >= 0 (0 = always the most likely character), "
-                         f"got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    allowed = "a number >= 0 (0 = always the most likely character)"
+    if not check_type("temperature", temperature, (int, float), allowed) >= 0:
+        raise ValueError(f"temperature: expected {allowed}, got {temperature!r}")
+    if top_k is not None and check_type("top_k", top_k, int, "None or a positive int") < 1:
         raise ValueError(f"top_k: expected None or a positive int, got {top_k!r}")
 
 
@@ -64,3 +64,40 @@ def check_mask(mask, batch, length):
         raise ValueError(f"mask: expected shape ({batch}, {length}) = (batch, length of keys), "
                          f"got {tuple(mask.shape)}")
     return mask
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Types, projected lengths and token ids: shared by the model, causal, masked-LM, data and explorer modules
+
+def check_type(name, value, types, allowed):
+    """`value` must be an instance of `types` (a bool is no int or float unless bool is listed), else TypeError.
+
+    `allowed` says what is expected, in words ("a positive int"): the same words the caller's ValueError uses.
+    """
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise TypeError(f"{name}: expected {allowed}, got {value!r} of type {type(value).__name__}")
+    return value
+
+
+def check_k(k, seq_len, name="k"):
+    """A number of positions bounded by seq_len — the projected length k, a per-layer k[i], a chunk size."""
+    check_positive_int(name, k)
+    if k > seq_len:
+        symbol = name.split("[")[0]   # k[1] is bounded as k is
+        raise ValueError(f"{name}: got {k}, expected 1 <= {symbol} <= seq_len={seq_len}")
+    return k
+
+
+def check_token_ids(name, ids, num_tokens, bound="num_tokens"):
+    """Token ids: an integer tensor (batch, length), every id in [0, num_tokens); `bound` names that limit."""
+    if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool \
+            or ids.is_complex():
+        got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise TypeError(f"{name}: expected a tensor of integer token ids, got {got}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name}: expected shape (batch, length), got {tuple(ids.shape)}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_tokens):
+        raise ValueError(f"{name}: token ids must lie in [0, {num_tokens}) = [0, {bound}); "
+                         f"got values from {int(ids.min())} to {int(ids.max())}")
+    return ids

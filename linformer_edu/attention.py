@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_heads, check_last_dim, check_mask
+from ._checks import check_heads, check_last_dim, check_mask, check_type
 
 
 def attend(q, k, v, *, mask=None, causal=False, dropout=None, fast=True):
@@ -60,6 +60,7 @@ class FullSelfAttention(nn.Module):
     def __init__(self, dim, heads=8, dim_head=None, causal=False, dropout=0., *, fast=True):
         super().__init__()
         dim_head = check_heads(dim, heads, dim_head)
+        check_type("fast", fast, bool, "True or False")
         self.dim, self.heads, self.dim_head, self.causal, self.fast = dim, heads, dim_head, causal, fast
         inner = heads * dim_head
         self.to_q = nn.Linear(dim, inner, bias=False)
