@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_type
 from ._state import eval_mode
 from .attention import FullSelfAttention
 from .causal import CausalLinformerSelfAttention
@@ -66,7 +67,7 @@ class Sentence:
     label, layers, fixed_heads = "text sentence", 1, None
 
     def __init__(self, dim, text=SENTENCE):
-        if not isinstance(text, str) or not text:
+        if not check_type("text", text, str, "a non-empty string"):
             raise ValueError(f"text: expected a non-empty string, got {text!r}")
         self.dim, self.text, self.max_len = dim, text, MAX_LEN
         self.chars = sorted(set(text))
@@ -110,9 +111,12 @@ class ModelLayers:
         tokens = torch.as_tensor(tokens)
         if tokens.dim() == 2 and tokens.shape[0] == 1:
             tokens = tokens[0]
-        if tokens.dim() != 1 or tokens.dtype.is_floating_point or tokens.dtype == torch.bool or not len(tokens):
-            raise ValueError(f"tokens: expected a non-empty 1-D sequence of integer token ids, got "
-                             f"{tuple(tokens.shape)} of {tokens.dtype}")
+        message = (f"tokens: expected a non-empty 1-D sequence of integer token ids, got {tuple(tokens.shape)} "
+                   f"of {tokens.dtype}")
+        if tokens.dtype.is_floating_point or tokens.dtype == torch.bool or tokens.is_complex():
+            raise TypeError(message)
+        if tokens.dim() != 1 or not len(tokens):
+            raise ValueError(message)
         self.tokens, self.layers = tokens.long(), len(self.attn)
         self.dim = self.attn[0].to_q.in_features
         self.fixed_heads = self.attn[0].heads

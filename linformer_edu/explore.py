@@ -34,7 +34,7 @@ from matplotlib.colors import AsinhNorm
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
-from ._checks import check_choice, check_positive_int
+from ._checks import check_choice, check_positive_int, check_type
 from .comparison import (MAX_LEN, PROJECTIONS, SENTENCE, Computer, ModelLayers, RandomVectors, Sentence,  # noqa: F401
                          Settings, compare, fresh_layer)   # compare, fresh_layer: notebook 05 imports them from here
 from .linformer import LinformerSelfAttention
@@ -296,11 +296,12 @@ class AttentionExplorer:
             if not isinstance(value, bool):
                 raise TypeError(f"fit_f: expected True or False, got {value!r}")
         elif name == "sharpness":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.25 <= value <= 8:
+            if not 0.25 <= check_type(name, value, (int, float), "a number from 0.25 to 8") <= 8:
                 raise ValueError(f"sharpness: got {value!r}, expected a number from 0.25 to 8")
         else:
-            if isinstance(value, bool) or not isinstance(value, int) or not control.min <= value <= control.max:
-                raise ValueError(f"{name}: got {value!r}, expected an int from {control.min} to {control.max}")
+            allowed = f"an int from {control.min} to {control.max}"
+            if not control.min <= check_type(name, value, int, allowed) <= control.max:
+                raise ValueError(f"{name}: got {value!r}, expected {allowed}")
         control.value = value
 
     def _projection_options(self, own):

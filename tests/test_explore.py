@@ -216,6 +216,10 @@ def test_bad_settings_say_what_is_allowed(explorer):
         explorer.set(source="model")
     with pytest.raises(ValueError, match=r"^sharpness: got 0, expected a number from 0.25 to 8$"):
         explorer.set(sharpness=0)
+    with pytest.raises(TypeError, match=r"^sharpness: expected a number from 0.25 to 8, got '2' of type str$"):
+        explorer.set(sharpness="2")
+    with pytest.raises(TypeError, match=r"^k: expected an int from 1 to 64, got 8.0 of type float$"):
+        explorer.set(k=8.0)
     with pytest.raises(TypeError, match=r"^fit_f: expected True or False, got 1$"):
         explorer.set(fit_f=1)
     with pytest.raises(ValueError, match=r"^model, tokens: give both"):
@@ -240,18 +244,22 @@ def test_a_model_input_keeps_the_heads_of_its_layers(lm):
         ex.set(source="model", heads=8)                        # back to the model: its heads again
 
 
-@pytest.mark.parametrize("text", ["", None, 42])
-def test_the_text_input_needs_a_non_empty_string(text):
-    with pytest.raises(ValueError, match=rf"^text: expected a non-empty string, got {text!r}$"):
+@pytest.mark.parametrize("text, error, got", [("", ValueError, "''"), (None, TypeError, "None of type NoneType"),
+                                              (42, TypeError, "42 of type int")])
+def test_the_text_input_needs_a_non_empty_string(text, error, got):
+    with pytest.raises(error, match=rf"^text: expected a non-empty string, got {got}$"):
         Sentence(16, text)
-    with pytest.raises(ValueError, match=rf"^text: expected a non-empty string, got {text!r}$"):
+    with pytest.raises(error, match=rf"^text: expected a non-empty string, got {got}$"):
         AttentionExplorer(n=32, k=4, text=text)
 
 
 def test_bad_tokens_say_what_is_expected(lm):
-    with pytest.raises(ValueError, match=r"^tokens: expected a non-empty 1-D sequence of integer token ids, got "
-                                         r"\(48,\) of torch.float32$"):
+    with pytest.raises(TypeError, match=r"^tokens: expected a non-empty 1-D sequence of integer token ids, got "
+                                        r"\(48,\) of torch.float32$"):
         AttentionExplorer(model=lm, tokens=TOKENS.float())
+    with pytest.raises(ValueError, match=r"^tokens: expected a non-empty 1-D sequence of integer token ids, got "
+                                         r"\(2, 24\) of torch.int64$"):
+        AttentionExplorer(model=lm, tokens=TOKENS.view(2, 24))
 
 
 def test_a_model_input_shows_each_layer_and_head_of_an_untrained_linformer_lm(lm):
