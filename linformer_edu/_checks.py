@@ -3,6 +3,8 @@
 A wrong type is a `TypeError`, a wrong value a `ValueError`, never an `assert`: `python -O` strips asserts, and
 users deserve the message.
 """
+import math
+
 import torch
 
 
@@ -15,9 +17,7 @@ def check_positive_int(name, value):
 
 def check_sampling(temperature, top_k):
     """The options for drawing a character: temperature >= 0 (0 = the most likely; NaN refused), top_k None or >= 1."""
-    allowed = "a number >= 0 (0 = always the most likely character)"
-    if not check_type("temperature", temperature, (int, float), allowed) >= 0:
-        raise ValueError(f"temperature: expected {allowed}, got {temperature!r}")
+    check_number("temperature", temperature, low=0, what="a number >= 0 (0 = always the most likely character)")
     if top_k is not None and check_type("top_k", top_k, int, "None or a positive int") < 1:
         raise ValueError(f"top_k: expected None or a positive int, got {top_k!r}")
 
@@ -29,15 +29,18 @@ def check_choice(name, value, allowed):
     return value
 
 
-def check_heads(dim, heads, dim_head):
-    """The per-head width: dim_head if given, else dim // heads (which must divide evenly)."""
+def check_heads(dim, heads, dim_head, *, dim_head_option=True):
+    """The per-head width: dim_head if given, else dim // heads (which must divide evenly).
+
+    dim_head_option: whether the caller takes a dim_head, so the error may suggest passing one.
+    """
     check_positive_int("dim", dim)
     check_positive_int("heads", heads)
     if dim_head is not None:
         return check_positive_int("dim_head", dim_head)
     if dim % heads:
-        raise ValueError(f"heads: dim={dim} is not divisible by heads={heads}; "
-                         f"choose heads among the divisors of {dim} or pass dim_head")
+        raise ValueError(f"heads: dim={dim} is not divisible by heads={heads}; choose heads among the divisors of "
+                         f"{dim}" + (" or pass dim_head" if dim_head_option else ""))
     return dim // heads
 
 
@@ -64,6 +67,37 @@ def check_mask(mask, batch, length):
         raise ValueError(f"mask: expected shape ({batch}, {length}) = (batch, length of keys), "
                          f"got {tuple(mask.shape)}")
     return mask
+
+
+# Numbers with bounds, and counts that may be zero (the trainer's settings, the sampler's lengths).
+
+def check_number(name, value, *, low=None, high=None, low_open=False, high_open=False, what=None):
+    """A finite int or float in [low, high] (an open end excludes its bound; None = unbounded), returned as given.
+
+    TypeError for a non-number (a bool included), ValueError for NaN, infinity or a value out of range. `what`
+    describes what is allowed in the message; by default it is built from the bounds: "a number >= 0 and < 1".
+    """
+    if what is None:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        what = "a number " + " and ".join(part for part in (lo, hi) if part)
+    check_type(name, value, (int, float), what)
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return value
+
+
+def check_count(name, value):
+    """An int >= 0 (a number of steps or characters, a seed): TypeError for a non-int or bool, ValueError below 0."""
+    check_type(name, value, int, "an int >= 0")
+    if value < 0:
+        raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
+    return value
 
 
 # ----------------------------------------------------------------------------------------------------------------

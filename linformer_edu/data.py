@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_positive_int, check_type
+from ._checks import check_number, check_positive_int, check_type
 from ._files import temp_file_beside
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -276,9 +276,8 @@ class CharVocab:
 def split(ids, val_fraction: float = 0.1):
     """(train, val): the first (1 - val_fraction) of `ids` and the rest, in order. No shuffling, so the
     validation text is a stretch the model never saw, and the split is the same every time."""
-    allowed = "a number strictly between 0 and 1"
-    if not 0 < check_type("val_fraction", val_fraction, (int, float), allowed) < 1:
-        raise ValueError(f"val_fraction: expected {allowed}, got {val_fraction!r}")
+    check_number("val_fraction", val_fraction, low=0, high=1, low_open=True, high_open=True,
+                 what="a number strictly between 0 and 1")
     n_train = int(len(ids) * (1 - val_fraction))
     if n_train < 1 or n_train == len(ids):
         raise ValueError(f"val_fraction: {val_fraction} of {len(ids)} tokens leaves {n_train} for training and "

@@ -127,8 +127,8 @@ def evaluate_mlm(model, ids, collator, *, batch_size=16, block_size=None, batche
     loss = correct = scored = 0.
     with eval_mode(model):
         for _ in range(batches):
-            x, _ = get_batch(ids, batch_size, block_size, generator=gen)
-            inputs, targets = collator(x, generator=gen)
+            x, _ = get_batch(ids, batch_size, block_size, generator=gen)  # (b, n)
+            inputs, targets = collator(x, generator=gen)                  # (b, n), (b, n)
             logits = model(inputs.to(device)).float().cpu()               # (b, n, V)
             count = (targets != IGNORE).sum().item()
             loss += masked_lm_loss(logits, targets).item() * count

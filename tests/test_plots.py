@@ -40,6 +40,22 @@ def test_spectrum_is_normalized_cumulative():
     assert ax.lines[0].get_ydata().tolist() == [3.0, 1.0]
 
 
+def test_spectrum_draws_one_line_per_row_for_each_documented_shape():
+    # (r,): one line.  (lines, r): one line per row, no band (notebook 02's "identity" vs "uniform").
+    ax = plots.spectrum(torch.tensor([1.0, 1.0, 1.0, 1.0]))
+    assert [line.get_ydata().tolist() for line in ax.lines] == [[0.25, 0.5, 0.75, 1.0]]
+    ax = plots.spectrum(torch.tensor([[1.0, 1.0, 1.0, 1.0], [4.0, 0.0, 0.0, 0.0]]), labels=["identity", "uniform"])
+    assert [line.get_ydata().tolist() for line in ax.lines] == [[0.25, 0.5, 0.75, 1.0], [1.0, 1.0, 1.0, 1.0]]
+    assert not ax.collections                                       # a band needs several samples
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["identity", "uniform"]
+    # (lines, samples, r): each line is its mean over samples, with a min-max band.
+    ax = plots.spectrum(torch.tensor([[[1.0, 1.0], [3.0, 1.0]]]), labels=["mean"])
+    assert [line.get_ydata().tolist() for line in ax.lines] == [[0.625, 1.0]]
+    assert len(ax.collections) == 1
+    with pytest.raises(ValueError, match=r"singular_values: expected shape \(r,\), \(lines, r\) or \(lines, samples, r\), got \(1, 1, 1, 2\)"):
+        plots.spectrum(torch.ones(1, 1, 1, 2))
+
+
 def test_loss_curves_take_lists_or_step_pairs():
     ax = plots.loss_curves({"train": [3, 2, 1], "val": ([0, 2], [3, 1.5])})
     assert ax.lines[1].get_xdata().tolist() == [0, 2]
