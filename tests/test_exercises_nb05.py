@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from linformer_edu.exercises import nb05
-from linformer_edu.explore import best_rank_error, fit_values, relative_error
+from linformer_edu.lowrank import best_rank_error, fit_values, relative_error
 
 
 def test_worked_solutions_are_what_the_explorer_computes():

@@ -1,7 +1,7 @@
 """Notebook 06's exercise checkers: typical wrong answers get the right feedback."""
 import pytest
 
-from linformer_edu.bench import attention_flops
+from linformer_edu.measure import attention_flops
 from linformer_edu.exercises import nb06
 
 
