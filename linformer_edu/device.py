@@ -64,4 +64,5 @@ def amp_settings(device: torch.device | str, enabled: bool = True) -> AmpSetting
                         f"{type(device).__name__}")
     if not enabled or device.type != "cuda":
         return AmpSettings(None, False)
+    pick_device(str(device))   # a ValueError where this PyTorch sees no CUDA GPU: there is no capability to ask
     return AmpSettings(torch.bfloat16, False) if native_bf16(device) else AmpSettings(torch.float16, True)

@@ -75,13 +75,17 @@ def test_mps_trains_in_float32_without_asking_cuda(monkeypatch):
     assert amp_settings(torch.device("mps")) == amp_settings("cpu") == FLOAT32
 
 
-def test_amp_settings_argument_errors():
+def test_amp_settings_argument_errors(monkeypatch):
     with pytest.raises(TypeError, match="^" + re.escape(
             "device: expected a torch.device or a name such as 'cuda', got None of type NoneType") + "$"):
         amp_settings(None)
     with pytest.raises(ValueError, match="^" + re.escape(
             "device: got 'gpu', expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") + "$"):
         amp_settings("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "device: got 'cuda:1', but this PyTorch sees no CUDA GPU; use 'auto' or 'cpu'") + "$"):
+        amp_settings(torch.device("cuda:1"))
 
 
 def test_start_run_asks_for_the_device_it_trains_on(tmp_path, monkeypatch):

@@ -50,6 +50,7 @@ def same_weights(a, b):
 def test_amp_settings(monkeypatch):
     # which GPU gets which precision (a T4, an A100, ...) is tests/test_device.py's; here the trainer's import works
     assert amp_settings("cpu") == amp_settings(torch.device("mps")) == (None, False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))   # a T4
     assert amp_settings(torch.device("cuda")) == (torch.float16, True)   # fp16 needs loss scaling
     assert amp_settings(torch.device("cuda"), enabled=False) == (None, False)
