@@ -388,6 +388,7 @@ def test_batch_goes_to_the_device_named():
     assert torch.equal(x, x2)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_batch_on_cuda_matches_cpu():
     ids = torch.arange(500)
