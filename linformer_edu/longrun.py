@@ -243,21 +243,28 @@ def steps_in_budget(budget_steps, ratio, eval_every):
     return max(eval_every, int(budget_steps / ratio / eval_every) * eval_every)
 
 
-def run_group(runs, *, reference, budget_steps, recipe, data, rounds=7, device="cpu", progress=True):
+def run_group(runs, *, reference, budget_steps, recipe, data, rounds=7, device="cpu", progress=True, bar=None):
     """Models sharing one wall-time budget: `budget_steps` steps of the reference model.
 
     runs: [(Spec, seeds)]. Times all specs in interleaved rounds, then trains every (spec, seed) for the steps
-    that fit in the budget. Returns {"timing": ..., "budget_steps": ..., "runs": [records]}.
+    that fit in the budget. Progress: one bar counting runs (or `bar`, an open tqdm bar, advanced once per run).
+    Returns {"reference", "budget_steps", "timing", "runs": [records]}.
     """
     specs = [spec for spec, _ in runs]
     timing = measure_step_times(specs, recipe, data, reference=reference, rounds=rounds, device=device,
-                                progress=progress)
+                                progress=False)
     todo = [(spec, seed) for spec, seeds in runs for seed in seeds]
+    own = bar is None
+    bar = tqdm(total=len(todo), desc="runs", disable=not progress) if own else bar
     records = []
-    for spec, seed in tqdm(todo, desc="runs", disable=not progress):
+    for spec, seed in todo:
+        bar.set_postfix_str(f"{spec.label}, seed {seed}")
         steps = steps_in_budget(budget_steps, timing["ratio"][spec.label], recipe.eval_every)
         records.append(train(spec, recipe, data, steps=steps, seconds_per_step=timing["seconds_per_step"][spec.label],
-                             seed=seed, device=device, progress=progress))
+                             seed=seed, device=device, progress=False))
+        bar.update()
+    if own:
+        bar.close()
     return {"reference": reference, "budget_steps": budget_steps, "timing": timing, "runs": records}
 
 

@@ -78,12 +78,14 @@ def make_plan(*, n=1024, ks=(32, 64, 128), k=64, ns=(256, 512, 1024, 2048), caus
 
 def run_plan(plan, recipe: Recipe, data, *, rounds=7, device="cpu", progress=True):
     """Run every group of `plan`, then compare each experiment's panels. Returns a JSON-ready dict."""
+    total = sum(len(seeds) for group in plan["groups"].values() for _, seeds in group["runs"])
     groups = {}
-    for name, group in tqdm(plan["groups"].items(), desc="groups", disable=not progress):
-        groups[name] = run_group(group["runs"], reference=group["reference"], budget_steps=group["budget_steps"],
-                                 recipe=recipe, data=data, rounds=rounds, device=device, progress=progress)
-        groups[name]["specs"] = [{**asdict(spec), "label": spec.label, "seeds": list(seeds)}
-                                 for spec, seeds in group["runs"]]
+    with tqdm(total=total, desc="runs", disable=not progress) as bar:      # one bar for the whole plan
+        for name, group in plan["groups"].items():
+            groups[name] = run_group(group["runs"], reference=group["reference"], budget_steps=group["budget_steps"],
+                                     recipe=recipe, data=data, rounds=rounds, device=device, bar=bar)
+            groups[name]["specs"] = [{**asdict(spec), "label": spec.label, "seeds": list(seeds)}
+                                     for spec, seeds in group["runs"]]
     return {"recipe": asdict(recipe), "groups": groups, "experiments": read_experiments(plan["experiments"], groups)}
 
 
@@ -122,7 +124,7 @@ def verdicts(panel, noise=None):
             word = f"{'lower (better)' if gap < 0 else 'higher (worse)'} than {ref}"
         lines.append(f"{row['model']}: {row['speed_vs_ref']:.2f}x the steps per second of {ref}; "
                      f"{row['gap_equal_steps']:+.3f} bits at equal steps ({comparison['equal_steps']}), "
-                     f"{gap:+.3f} bits at equal time ({comparison['equal_seconds']:.0f} s): {word}")
+                     f"{gap:+.3f} bits at equal time ({comparison['equal_seconds']:.3g} s): {word}")
     return lines
 
 
