@@ -1,6 +1,7 @@
 """Checks of user input, shared by the modules. Each error names the argument, the value and what is allowed.
 
-These are `ValueError`/`TypeError`, never `assert`: `python -O` strips asserts, and users deserve the message.
+A wrong type is a `TypeError`, a wrong value a `ValueError`, never an `assert`: `python -O` strips asserts, and
+users deserve the message.
 """
 import math
 
@@ -8,8 +9,7 @@ import torch
 
 
 def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected a positive int, got {value!r} of type {type(value).__name__}")
+    check_type(name, value, int, "a positive int")
     if value < 1:
         raise ValueError(f"{name}: expected a positive int, got {value}")
     return value
@@ -18,9 +18,7 @@ def check_positive_int(name, value):
 def check_sampling(temperature, top_k):
     """The options for drawing a character: temperature >= 0 (0 = the most likely; NaN refused), top_k None or >= 1."""
     check_number("temperature", temperature, low=0, what="a number >= 0 (0 = always the most likely character)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)):
-        raise TypeError(f"top_k: expected None or a positive int, got {top_k!r} of type {type(top_k).__name__}")
-    if top_k is not None and top_k < 1:
+    if top_k is not None and check_type("top_k", top_k, int, "None or a positive int") < 1:
         raise ValueError(f"top_k: expected None or a positive int, got {top_k!r}")
 
 
@@ -83,8 +81,7 @@ def check_number(name, value, *, low=None, high=None, low_open=False, high_open=
         lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
         what = "a number " + " and ".join(part for part in (lo, hi) if part)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected {what}, got {value!r} of type {type(value).__name__}")
+    check_type(name, value, (int, float), what)
     ok = math.isfinite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
@@ -97,8 +94,44 @@ def check_number(name, value, *, low=None, high=None, low_open=False, high_open=
 
 def check_count(name, value):
     """An int >= 0 (a number of steps or characters, a seed): TypeError for a non-int or bool, ValueError below 0."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int >= 0, got {value!r} of type {type(value).__name__}")
+    check_type(name, value, int, "an int >= 0")
     if value < 0:
         raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
     return value
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Types, projected lengths and token ids: shared by the model, causal, masked-LM, data and explorer modules
+
+def check_type(name, value, types, allowed):
+    """`value` must be an instance of `types` (a bool is no int or float unless bool is listed), else TypeError.
+
+    `allowed` says what is expected, in words ("a positive int"): the same words the caller's ValueError uses.
+    """
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise TypeError(f"{name}: expected {allowed}, got {value!r} of type {type(value).__name__}")
+    return value
+
+
+def check_k(k, seq_len, name="k"):
+    """A number of positions bounded by seq_len — the projected length k, a per-layer k[i], a chunk size."""
+    check_positive_int(name, k)
+    if k > seq_len:
+        symbol = name.split("[")[0]   # k[1] is bounded as k is
+        raise ValueError(f"{name}: got {k}, expected 1 <= {symbol} <= seq_len={seq_len}")
+    return k
+
+
+def check_token_ids(name, ids, num_tokens, bound="num_tokens"):
+    """Token ids: an integer tensor (batch, length), every id in [0, num_tokens); `bound` names that limit."""
+    if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool \
+            or ids.is_complex():
+        got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise TypeError(f"{name}: expected a tensor of integer token ids, got {got}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name}: expected shape (batch, length), got {tuple(ids.shape)}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_tokens):
+        raise ValueError(f"{name}: token ids must lie in [0, {num_tokens}) = [0, {bound}); "
+                         f"got values from {int(ids.min())} to {int(ids.max())}")
+    return ids

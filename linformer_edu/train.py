@@ -136,7 +136,7 @@ def start_run(config: TrainConfig, resume: bool = False) -> Run:
     build the model, then draw training batches from torch.Generator().manual_seed(seed).
     """
     device = pick_device(config.device)   # a named CUDA or MPS device that is not there is a ValueError
-    amp = amp_settings(device.type, enabled=config.amp)
+    amp = amp_settings(device, enabled=config.amp)
 
     # data: text -> vocabulary -> ids -> split, kept on the training device
     text = load_corpus(config.corpus, config.data_dir, progress=config.progress)

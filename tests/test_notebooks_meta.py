@@ -181,7 +181,8 @@ def test_set_repo_rewrites_every_notebook_and_back(tmp_path, repo):
 
 
 @pytest.mark.parametrize("bad", ["no-slash", "a/b/c", "", "owner/name with space", "-owner/name"])
-def test_set_repo_rejects_what_is_not_a_slug(tmp_path, bad):
+def test_set_repo_rejects_what_is_not_a_slug(tmp_path, bad, raises_exactly):
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    with pytest.raises(ValueError, match=r"OWNER/NAME: got .*, expected a GitHub slug"):
+    with raises_exactly(ValueError, f"OWNER/NAME: got {bad!r}, expected a GitHub slug such as "
+                                    f"'linformer-edu/linformer_edu'"):
         set_repo.set_repo(bad, tmp_path)

@@ -52,12 +52,13 @@ def same_weights(a, b):
 # Pure pieces: mixed precision, learning rate, config checks
 
 
-def test_amp_settings():
-    assert amp_settings("cpu") == (None, False)
-    assert amp_settings("mps") == (None, False)
-    assert amp_settings("cuda", bf16_supported=True) == (torch.bfloat16, False)
-    assert amp_settings("cuda", bf16_supported=False) == (torch.float16, True)   # a T4: fp16 needs loss scaling
-    assert amp_settings("cuda", bf16_supported=False, enabled=False) == (None, False)
+def test_amp_settings(monkeypatch):
+    # which GPU gets which precision (a T4, an A100, ...) is tests/test_device.py's; here the trainer's import works
+    assert amp_settings("cpu") == amp_settings(torch.device("mps")) == (None, False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))   # a T4
+    assert amp_settings(torch.device("cuda")) == (torch.float16, True)   # fp16 needs loss scaling
+    assert amp_settings(torch.device("cuda"), enabled=False) == (None, False)
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
