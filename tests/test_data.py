@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from linformer_edu import data
+from linformer_edu._files import write_atomically
 from linformer_edu.data import CharVocab, download, get_batch, load_corpus, split
 
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -305,20 +306,25 @@ def test_a_trickling_server_is_stopped_by_the_deadline(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_interrupt_the_moment_the_partial_file_appears_leaves_nothing(server, tmp_path, monkeypatch):
-    """Ctrl-C can land between creating the file and keeping its name: the name is chosen first (issue 12)."""
+@pytest.mark.parametrize("suffix", [".part", ".tmp"])
+def test_an_interrupt_the_moment_a_temporary_file_appears_leaves_nothing(server, tmp_path, monkeypatch, suffix):
+    """Ctrl-C can land between creating a temporary file and keeping its name: the name is chosen first, so the
+    clean-up knows it — a download's .part, and the .tmp of every checkpoint and metrics.json (issue 12)."""
     real_open = os.open
 
     def open_then_interrupt(path, *args, **kwargs):
         fd = real_open(path, *args, **kwargs)
-        if str(path).endswith(".part"):
+        if str(path).endswith(suffix):
             os.close(fd)
             raise KeyboardInterrupt
         return fd
 
     monkeypatch.setattr(os, "open", open_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        download(f"{server.base}/ok", tmp_path / "corpus.txt", PAYLOAD_SHA256, progress=False)
+        if suffix == ".part":
+            download(f"{server.base}/ok", tmp_path / "corpus.txt", PAYLOAD_SHA256, progress=False)
+        else:
+            write_atomically(tmp_path / "ckpt.pt", lambda tmp: tmp.write_bytes(b"weights"))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from linformer_edu import cli
 from linformer_edu import train as T
-from linformer_edu._files import write_atomically
 from linformer_edu.checkpoint import content_sha256
 from linformer_edu.data import CharVocab, get_batch, load_corpus, split
 from linformer_edu.train import (CheckpointError, NonFiniteLossError, TrainConfig, amp_settings, load_checkpoint,
@@ -457,24 +456,6 @@ def test_a_failed_save_leaves_the_old_checkpoint(trained_run, monkeypatch):
                           history=state["history"], elapsed=0.0, tokens=0)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
-
-
-def test_an_interrupt_the_moment_the_temporary_file_appears_leaves_nothing(tmp_path, monkeypatch):
-    """Ctrl-C can land between creating the temporary file and keeping its name: the name is chosen first, so the
-    clean-up always knows it (issue 12)."""
-    real_open = os.open
-
-    def open_then_interrupt(path, *args, **kwargs):
-        fd = real_open(path, *args, **kwargs)
-        if str(path).endswith(".tmp"):
-            os.close(fd)
-            raise KeyboardInterrupt
-        return fd
-
-    monkeypatch.setattr(os, "open", open_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        write_atomically(tmp_path / "ckpt.pt", lambda tmp: tmp.write_bytes(b"weights"))
-    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------------------------------------
