@@ -87,10 +87,13 @@ def test_the_old_form_is_out_of_form_on_every_count():
      "binds 'softmax', which cell 1 binds too: running all cells overwrites it"),
     (lambda c: c["source"].append("\nfor softmax in [1]: pass"),
      "binds 'softmax', which cell 1 binds too: running all cells overwrites it"),
-    (lambda c: c["source"].append("\nnb01.check_softmax(softmax)"),
+    (lambda c: c["source"].append("\nassert nb01.check_softmax(softmax)"),
      "checks 'softmax', which the cell does not define"),
+    (lambda c: c["source"].__setitem__(-1, "nb01.check_softmax(solution_softmax);"),
+     "line 7 calls its checker without `assert`: a failing solution would pass, and IPython may display the True "
+     "beside the ✓ line"),
     (lambda c: c["source"].__setitem__(-1, "solution_softmax"), "calls no checker (nbNN.check_*) on its solution"),
-    (lambda c: c["source"].append("\nnb01.check_split_heads(solution_softmax)"),
+    (lambda c: c["source"].append("\nassert nb01.check_split_heads(solution_softmax)"),
      "checks 'solution_softmax': name it 'solution_split_heads', as the package does"),
 ])
 def test_each_rule_catches_its_slip(change, problem):
@@ -120,7 +123,7 @@ def test_fix_finds_an_unmarked_hidden_solution_and_leaves_other_clashes_to_a_per
     tool.fix(nb)
     assert tool.source(nb["cells"][2]) == ("# @title Worked solution (double-click to show)\n# NBVAL_CHECK_OUTPUT\n"
                                            "def solution_softmax(s):\n    return s.softmax(-1)\n\n"
-                                           "nb01.check_softmax(solution_softmax);\nn = 3")
+                                           "assert nb01.check_softmax(solution_softmax)\nn = 3")
 
 
 def test_fix_names_the_solution_after_its_checker_and_a_helper_after_itself():

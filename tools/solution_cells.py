@@ -8,12 +8,13 @@ A worked-solution cell is a code cell hidden by metadata or with a "Worked solut
   the cell's first line, TITLE, in place of the code);
 - carries `# NBVAL_CHECK_OUTPUT` (nbval reads the marker on any comment line), so its ✓ line is compared;
 - binds no name that an earlier ordinary code cell binds, so the learner's answer stays theirs, and hands
-  `nbNN.check_NAME` a function of its own named `solution_NAME`, as the worked solution in nbNN.py is.
+  `nbNN.check_NAME` a function of its own named `solution_NAME`, as the worked solution in nbNN.py is;
+- `assert`s its checker, so that a failing solution fails the cell and no `True` is displayed beside the ✓ line.
 
---fix sets the metadata, the title and the marker, drops a bare "# Worked solution" line (the title says it) and
-renames a clashing function in that cell's code, not in its comments or strings: the one the cell checks with
-`nbNN.check_NAME` becomes `solution_NAME`, any other `f` becomes `solution_f`. Other clashes are listed, to
-rename by hand. Only solution cells change, and not their output: it stays valid without a re-run.
+--fix sets the metadata, the title, the marker and the `assert`, drops a bare "# Worked solution" line (the title
+says it) and renames a clashing function in that cell's code, not in its comments or strings: the one the cell
+checks with `nbNN.check_NAME` becomes `solution_NAME`, any other `f` becomes `solution_f`. Other clashes are
+listed, to rename by hand. Only solution cells change, and not their output: it stays valid without a re-run.
 """
 import argparse
 import ast
@@ -90,6 +91,12 @@ def checker_calls(tree: ast.Module) -> list:
             and call.func.attr.startswith("check_") and call.args]
 
 
+def bare_checks(tree: ast.Module) -> list:
+    """Top-level statements that only call a checker: their True would be displayed (unless IPython honours a
+    trailing `;`), and a failing solution would not fail its cell."""
+    return [node for node in tree.body if isinstance(node, ast.Expr) and node.value in checker_calls(tree)]
+
+
 def solution_name(call: ast.Call) -> str:
     """What the course calls the function that `nbNN.check_NAME(...)` checks: solution_NAME, as in nbNN.py."""
     return "solution_" + call.func.attr.removeprefix("check_")
@@ -130,7 +137,19 @@ def problems(nb) -> list:
                 found.append(f"cell {i}: checks {answer.id!r}: name it {name!r}, as the package does")
         if not checker_calls(tree):
             found.append(f"cell {i}: calls no checker (nbNN.check_*) on its solution")
+        for node in bare_checks(tree):
+            found.append(f"cell {i}: line {node.lineno} calls its checker without `assert`: a failing solution "
+                         f"would pass, and IPython may display the True beside the ✓ line")
     return found
+
+
+def assert_checks(code: str) -> str:
+    """`code` with every bare checker call made an `assert` (and its trailing `;`, if any, dropped)."""
+    lines = code.splitlines()
+    for node in bare_checks(parse(code)):
+        lines[node.lineno - 1] = "assert " + lines[node.lineno - 1]
+        lines[node.end_lineno - 1] = lines[node.end_lineno - 1].rstrip().removesuffix(";")
+    return "\n".join(lines)
 
 
 def rename(code: str, renames: dict) -> str:
@@ -161,7 +180,7 @@ def fix(nb) -> int:
                    if isinstance(call.args[0], ast.Name)}
         clashing = {node.name: checked.get(node.name, f"solution_{node.name}") for node in tree.body
                     if isinstance(node, ast.FunctionDef) and node.name in earlier}
-        code = rename(code, clashing)
+        code = assert_checks(rename(code, clashing))
         body = [line for line in code.splitlines() if line not in (TITLE, MARKER) and not BARE_HEADING.fullmatch(line)]
         code = "\n".join([TITLE, MARKER, *body])
         meta = {**cell.get("metadata", {}), "cellView": "form"}
