@@ -1,9 +1,10 @@
 """The worked-solution cells (issue 13 §2): hidden in JupyterLab and in Colab, titled, compared by nbval, and never
 overwriting what the learner wrote — their names are their own. The rules live in tools/solution_cells.py."""
 import copy
-import importlib.util
 import json
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from nbval.plugin import find_comment_markers
@@ -12,14 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("solution_cells", ROOT / "tools" / "solution_cells.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = SimpleNamespace(**runpy.run_path(str(ROOT / "tools" / "solution_cells.py")))   # tools/ is not a package
 
 
 def load(path):
