@@ -96,6 +96,13 @@ def test_each_rule_catches_its_slip(change, problem):
     assert tool.problems(nb) == [f"cell 2: {problem}"]
 
 
+def test_a_hidden_cell_that_runs_no_checker_is_no_solution():
+    nb = notebook(NEW_SOLUTION, **HIDDEN)
+    nb["cells"].insert(0, cell("# @title Install the course (Colab)\n!pip install -q linformer_edu\nsoftmax = 1",
+                               **HIDDEN))
+    assert tool.problems(nb) == []
+
+
 def test_names_local_to_the_solution_do_not_count_as_clashes():
     local = NEW_SOLUTION + "\n[softmax for softmax in [1]]\nf = lambda softmax: softmax"
     assert tool.problems(notebook(local, **HIDDEN)) == []

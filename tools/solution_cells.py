@@ -3,7 +3,8 @@
     python tools/solution_cells.py notebooks/*.ipynb            # list the cells out of form; exit 1 if any
     python tools/solution_cells.py --fix notebooks/10_*.ipynb   # put them in form, then list what is left
 
-A worked-solution cell is a code cell hidden by metadata or with a "Worked solution" comment line. In form it
+A worked-solution cell is a code cell with a "Worked solution" comment line, or one hidden by metadata that runs a
+checker. In form it
 - is hidden in JupyterLab (`"jupyter": {"source_hidden": true}`) and in Colab (`"cellView": "form"`, which shows
   the cell's first line, TITLE, in place of the code);
 - carries `# NBVAL_CHECK_OUTPUT` (nbval reads the marker on any comment line), so its ✓ line is compared;
@@ -37,10 +38,18 @@ def source(cell) -> str:
 
 
 def is_solution(cell) -> bool:
-    """A worked-solution cell: hidden by either front end's metadata, or headed "Worked solution"."""
-    meta = cell.get("metadata", {})
-    return cell["cell_type"] == "code" and bool(
-        meta.get("jupyter", {}).get("source_hidden") or meta.get("cellView") == "form" or WORKED.search(source(cell)))
+    """A worked-solution cell: headed "Worked solution", or hidden by either front end and running a checker (a
+    hidden set-up cell, such as Colab's install cell, is not one)."""
+    if cell["cell_type"] != "code":
+        return False
+    meta, code = cell.get("metadata", {}), source(cell)
+    if WORKED.search(code):
+        return True
+    hidden = meta.get("jupyter", {}).get("source_hidden") or meta.get("cellView") == "form"
+    try:
+        return bool(hidden and checker_calls(parse(code)))
+    except SyntaxError:
+        return False
 
 
 def parse(code: str) -> ast.Module:
