@@ -13,13 +13,15 @@ Writes to DIR: results.json (everything, with the machine), sweep.csv (time and 
 layer and of a whole model versus n), versus_reference.csv, reversible_rss.csv, summary.txt (the printed
 tables) and PNG plots. The explorer's update latency is measured when linformer_edu.explore is there; sections
 whose module is missing are skipped with a note.
-See linformer_edu/bench.py for what each column means.
+See linformer_edu/bench.py and linformer_edu/measure.py for what each column means.
 """
 import argparse
 import csv
 import json
+import math
 import os
 import pathlib
+import platform
 import subprocess
 import sys
 import tempfile
@@ -36,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from linformer_edu import bench  # noqa: E402
-from linformer_edu.bench import Case, fmt  # noqa: E402
+from linformer_edu.bench import Case  # noqa: E402
 from linformer_edu.notebook import pick_device  # noqa: E402
 from linformer_edu.plots import loglog  # noqa: E402
 
@@ -221,7 +223,31 @@ def table3(rows, p):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Tables and plots
+# The machine, tables and plots
+
+def machine():
+    """What the numbers were measured on: CPU model, cores, threads, torch, and the GPU if one is used."""
+    model = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except Exception:
+        pass
+    info = {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def fmt(value, digits=3):
+    """A number for a table: None as '—', floats with `digits` significant figures."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 10 ** digits else f"{value:.0f}"
+    return str(value)
+
 
 def table(rows, columns, title):
     widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in columns]
@@ -356,7 +382,7 @@ def main(argv=None):
 
     flags = [a for a in (argv or sys.argv[1:]) if a not in ("--no-progress", "--out", str(args.out))]
     results = {"preset": preset, "command": " ".join(["python benchmarks/run.py"] + flags),
-               "machine": bench.machine(), "device": str(device), "notes": []}
+               "machine": machine(), "device": str(device), "notes": []}
     if not bench.reference_available():
         results["notes"].append("reference `linformer` not installed: its columns are skipped "
                                 "(pip install linformer==0.2.3)")

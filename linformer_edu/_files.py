@@ -34,3 +34,23 @@ def sync_to_disk(path) -> None:
     """Ask the OS to put `path`'s bytes on disk, so a crash after the rename cannot leave it empty."""
     with open(path, "rb+") as f:   # opened for writing: Windows cannot sync a read-only handle
         os.fsync(f.fileno())
+
+
+def write_atomically(path, write) -> Path:
+    """write(temporary path), then rename it onto `path`: readers see the old file or the new one, never half.
+
+    The file gets the usual mode (0o666 less the umask), and its bytes are on disk before the rename; on any error
+    the temporary file is removed and `path` is left as it was. Returns `path` as a Path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = temp_file_beside(path, ".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        sync_to_disk(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_heads, check_last_dim, check_mask, check_positive_int
+from ._checks import check_heads, check_last_dim, check_mask, check_type
 
 
 def attend(q, k, v, *, mask=None, causal=False, dropout=None, fast=True):
@@ -53,12 +53,15 @@ class FullSelfAttention(nn.Module):
     """Multi-head softmax attention over all n positions: O(n²) time and memory.
 
     Parameters are named as in `LinformerSelfAttention` (to_q, to_k, to_v, to_out), so the two swap freely.
+    fast (keyword-only): the fused kernel when True; False builds the n×n map explicitly (`attend`'s readable
+    path: the same numbers, the textbook cost).
     """
 
-    def __init__(self, dim, heads=8, dim_head=None, causal=False, dropout=0.):
+    def __init__(self, dim, heads=8, dim_head=None, causal=False, dropout=0., *, fast=True):
         super().__init__()
         dim_head = check_heads(dim, heads, dim_head)
-        self.dim, self.heads, self.dim_head, self.causal = dim, heads, dim_head, causal
+        check_type("fast", fast, bool, "True or False")
+        self.dim, self.heads, self.dim_head, self.causal, self.fast = dim, heads, dim_head, causal, fast
         inner = heads * dim_head
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_k = nn.Linear(dim, inner, bias=False)
@@ -78,5 +81,5 @@ class FullSelfAttention(nn.Module):
         split = lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads)
         q = split(self.to_q(x))                                                  # (b, h, n, d)
         k, v = split(self.to_k(kv_input)), split(self.to_v(kv_input))            # (b, h, m, d)
-        out = attend(q, k, v, mask=mask, causal=self.causal, dropout=self.dropout)  # (b, h, n, d)
+        out = attend(q, k, v, mask=mask, causal=self.causal, dropout=self.dropout, fast=self.fast)  # (b, h, n, d)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))              # (b, n, dim)

@@ -38,9 +38,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_heads, check_last_dim, check_length, check_positive_int
+from ._checks import check_heads, check_k, check_last_dim, check_length, check_positive_int, check_type
 from .attention import attend
-from .linformer import check_k
 
 
 class CausalLinformerSelfAttention(nn.Module):
@@ -58,12 +57,11 @@ class CausalLinformerSelfAttention(nn.Module):
         dim_head = check_heads(dim, heads, dim_head)
         check_positive_int("seq_len", seq_len)
         check_k(k, seq_len)
-        chunk_size = k if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-        if chunk_size > seq_len:
-            raise ValueError(f"chunk_size: got {chunk_size}, expected 1 <= chunk_size <= seq_len={seq_len}")
-        if isinstance(look_back, bool) or not isinstance(look_back, int) or look_back < 0:
-            raise ValueError(f"look_back: got {look_back!r}, expected an int >= 0 "
-                             f"(the number of earlier chunks attended exactly)")
+        chunk_size = k if chunk_size is None else check_k(chunk_size, seq_len, name="chunk_size")
+        allowed = "an int >= 0 (the number of earlier chunks attended exactly)"
+        if check_type("look_back", look_back, int, allowed) < 0:
+            raise ValueError(f"look_back: got {look_back!r}, expected {allowed}")
+        check_type("fast", fast, bool, "True or False")
         self.dim, self.seq_len, self.k, self.heads, self.dim_head = dim, seq_len, k, heads, dim_head
         self.chunk_size, self.look_back, self.fast = chunk_size, look_back, fast
 

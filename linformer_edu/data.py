@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_positive_int
+from ._checks import check_number, check_positive_int, check_type
 from ._files import temp_file_beside
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -259,13 +259,13 @@ class CharVocab:
     def from_dict(cls, state: dict) -> "CharVocab":
         """The vocabulary `to_dict()` described. The characters must be distinct and sorted, exactly as stored:
         any other order would silently give every id a different character."""
-        if not isinstance(state, dict) or set(state) != {"chars"}:
-            got = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state: expected a dict with the one key 'chars' (from CharVocab.to_dict()), got {got}")
-        chars = state["chars"]
-        if not isinstance(chars, str) or not chars or chars != "".join(sorted(set(chars))):
-            raise ValueError(f"state['chars']: expected distinct characters in sorted order (from "
-                             f"CharVocab.to_dict()), got {chars!r}")
+        allowed = "a dict with the one key 'chars' (from CharVocab.to_dict())"
+        if set(check_type("state", state, dict, allowed)) != {"chars"}:
+            raise ValueError(f"state: expected {allowed}, got {sorted(state)}")
+        allowed = "distinct characters in sorted order (from CharVocab.to_dict())"
+        chars = check_type("state['chars']", state["chars"], str, allowed)
+        if not chars or chars != "".join(sorted(set(chars))):
+            raise ValueError(f"state['chars']: expected {allowed}, got {chars!r}")
         return cls(chars)
 
 
@@ -276,8 +276,8 @@ class CharVocab:
 def split(ids, val_fraction: float = 0.1):
     """(train, val): the first (1 - val_fraction) of `ids` and the rest, in order. No shuffling, so the
     validation text is a stretch the model never saw, and the split is the same every time."""
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction: expected a number strictly between 0 and 1, got {val_fraction!r}")
+    check_number("val_fraction", val_fraction, low=0, high=1, low_open=True, high_open=True,
+                 what="a number strictly between 0 and 1")
     n_train = int(len(ids) * (1 - val_fraction))
     if n_train < 1 or n_train == len(ids):
         raise ValueError(f"val_fraction: {val_fraction} of {len(ids)} tokens leaves {n_train} for training and "

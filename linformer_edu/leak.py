@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ._state import eval_mode
+
 
 @dataclass
 class LeakReport:
@@ -100,9 +102,7 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
             return torch.randint(0, size, (batch, shape_n), generator=gen)
         return torch.randn(batch, shape_n, size, generator=gen)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         x = fresh(seq_len)                                        # (b, n) or (b, n, dim)
         base = _first_output(model(x.to(device, dtype))).float()  # (b, n, ...)
         if base.shape[:2] != (batch, seq_len):
@@ -121,6 +121,4 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
             per_position = diff.amax(dim=(0, 2)).cpu()             # (n,)
             profile[t] = per_position
             max_change[t] = per_position[: t + 1].max().item()
-    finally:
-        model.train(was_training)
     return LeakReport(positions, max_change, profile, tolerance)

@@ -22,9 +22,10 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import (check_choice, check_heads, check_last_dim, check_length, check_mask,
-                      check_positive_int)
+from ._checks import (check_choice, check_heads, check_k, check_last_dim, check_length, check_mask,
+                      check_positive_int, check_token_ids)
 from .attention import FullSelfAttention, attend, attention_weights
+from .causal import CausalLinformerSelfAttention
 from .projections import KINDS, SHARING, TRAINED, init_projection, projection_matrix
 from .reversible import ReversibleSequence, SequentialSequence
 
@@ -39,13 +40,6 @@ class AttentionMaps(NamedTuple):
     """
     p_bar: torch.Tensor
     effective: torch.Tensor
-
-
-def check_k(k, seq_len, name="k"):
-    check_positive_int(name, k)
-    if k > seq_len:
-        raise ValueError(f"{name}: got {k}, expected 1 <= k <= seq_len={seq_len}")
-    return k
 
 
 class LinformerSelfAttention(nn.Module):
@@ -241,7 +235,6 @@ class Linformer(nn.Module):
             if attention == "full":
                 attn = FullSelfAttention(dim, heads=heads, dim_head=dim_head, causal=causal, dropout=dropout)
             elif causal:
-                from .causal import CausalLinformerSelfAttention   # the causal construction lives there
                 attn = CausalLinformerSelfAttention(dim, seq_len, k=layer_k, heads=heads, dim_head=dim_head,
                                                     dropout=dropout)
             else:
@@ -281,23 +274,12 @@ class LinformerLM(nn.Module):
 
     def forward(self, x, mask=None):
         """x (b, n) token ids in [0, num_tokens); mask (b, n) bool, True = keep. Returns (b, n, num_tokens)."""
-        check_tokens(x, self.num_tokens)
+        check_token_ids("x", x, self.num_tokens)
         check_length("x", x.shape[1], self.seq_len)
         positions = torch.arange(x.shape[1], device=x.device)        # (n,)
         h = self.token_emb(x) + self.pos_emb(positions)              # (b, n, dim)
         h = self.linformer(h, mask=mask)                             # (b, n, dim)
         return self.to_logits(h)                                     # (b, n, num_tokens)
-
-
-def check_tokens(x, num_tokens):
-    if not isinstance(x, torch.Tensor) or x.dtype.is_floating_point or x.dtype == torch.bool or x.is_complex():
-        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"x: expected a tensor of integer token ids, got {got}")
-    if x.dim() != 2:
-        raise ValueError(f"x: expected shape (batch, length), got {tuple(x.shape)}")
-    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= num_tokens):
-        raise ValueError(f"x: token ids must lie in [0, {num_tokens}) = [0, num_tokens); "
-                         f"got values from {int(x.min())} to {int(x.max())}")
 
 
 @torch.no_grad()

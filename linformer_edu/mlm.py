@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_sampling
+from ._checks import check_positive_int, check_sampling, check_token_ids, check_type
+from ._state import eval_mode
+from .data import get_batch
 
 IGNORE = -100  # the target at positions that are not scored (cross_entropy's default ignore_index)
 
@@ -53,12 +55,11 @@ class MaskingCollator:
     keep_prob: float = 0.1
 
     def __post_init__(self):
-        if isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, int) or self.vocab_size < 1:
-            raise ValueError(f"vocab_size: expected a positive int, got {self.vocab_size!r}")
-        if not 0 < self.mask_prob <= 1:
+        check_positive_int("vocab_size", self.vocab_size)
+        if not 0 < check_type("mask_prob", self.mask_prob, (int, float), "0 < mask_prob <= 1") <= 1:
             raise ValueError(f"mask_prob: got {self.mask_prob}, expected 0 < mask_prob <= 1")
         for name in ("random_prob", "keep_prob"):
-            if not 0 <= getattr(self, name) <= 1:
+            if not 0 <= check_type(name, getattr(self, name), (int, float), f"0 <= {name} <= 1") <= 1:
                 raise ValueError(f"{name}: got {getattr(self, name)}, expected 0 <= {name} <= 1")
         if self.random_prob + self.keep_prob > 1:
             raise ValueError(f"random_prob + keep_prob: got {self.random_prob} + {self.keep_prob} = "
@@ -75,7 +76,7 @@ class MaskingCollator:
 
     def __call__(self, tokens, generator=None):
         """tokens (b, n) ids in [0, vocab_size) -> inputs (b, n) ids in [0, vocab_size], targets (b, n)."""
-        check_ids("tokens", tokens, self.vocab_size)
+        check_token_ids("tokens", tokens, self.vocab_size, bound="vocab_size")
         b, n = tokens.shape
         chosen = _random((b, n), generator, tokens.device) < self.mask_prob           # (b, n)
         # every row scores something: a row that drew nothing gets one random position
@@ -93,17 +94,6 @@ class MaskingCollator:
         inputs = tokens.masked_fill(to_mask, self.mask_id)
         inputs = torch.where(to_random, random_chars, inputs)                         # (b, n)
         return inputs, targets
-
-
-def check_ids(name, tokens, upper):
-    if not isinstance(tokens, torch.Tensor) or tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-        got = tokens.dtype if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise TypeError(f"{name}: expected a tensor of integer ids, got {got}")
-    if tokens.dim() != 2:
-        raise ValueError(f"{name}: expected shape (batch, length), got {tuple(tokens.shape)}")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= upper):
-        raise ValueError(f"{name}: ids must lie in [0, {upper}); got values from {int(tokens.min())} "
-                         f"to {int(tokens.max())}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -131,24 +121,19 @@ def evaluate_mlm(model, ids, collator, *, batch_size=16, block_size=None, batche
 
     The windows and the masking are drawn from ``seed``, so two models (or two checkpoints) meet the same test.
     """
-    from .data import get_batch   # the data module draws the windows
     block_size = model.seq_len if block_size is None else block_size
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
     loss = correct = scored = 0.
-    try:
+    with eval_mode(model):
         for _ in range(batches):
-            x, _ = get_batch(ids, batch_size, block_size, generator=gen)
-            inputs, targets = collator(x, generator=gen)
+            x, _ = get_batch(ids, batch_size, block_size, generator=gen)  # (b, n)
+            inputs, targets = collator(x, generator=gen)                  # (b, n), (b, n)
             logits = model(inputs.to(device)).float().cpu()               # (b, n, V)
             count = (targets != IGNORE).sum().item()
             loss += masked_lm_loss(logits, targets).item() * count
             correct += masked_accuracy(logits, targets) * count
             scored += count
-    finally:
-        model.train(was_training)
     return {"loss": loss / scored, "bpc": loss / scored / math.log(2), "accuracy": correct / scored}
 
 
@@ -170,22 +155,16 @@ def fill_in(model, tokens, *, mask_id, steps=None, temperature=0., top_k=None, g
     check_sampling(temperature, top_k)
     num_tokens = getattr(model, "num_tokens", None)                        # ids the model scores, [MASK] included
     allowed = f"an int in [0, {num_tokens}) (the model's num_tokens)" if num_tokens else "an int >= 0"
-    if isinstance(mask_id, bool) or not isinstance(mask_id, int):
-        raise TypeError(f"mask_id: expected {allowed}, got {mask_id!r} of type {type(mask_id).__name__}")
-    if mask_id < 0 or (num_tokens and mask_id >= num_tokens):
+    if check_type("mask_id", mask_id, int, allowed) < 0 or (num_tokens and mask_id >= num_tokens):
         raise ValueError(f"mask_id: expected {allowed}, got {mask_id}")
     masked = tokens == mask_id                                              # (b, n)
     if not masked.any():
         raise ValueError(f"tokens: no position holds mask_id={mask_id}, so there is nothing to fill; "
                          f"put mask_id where a character should be filled in")
     remaining = masked.sum(dim=1)                                           # (b,)
-    steps = int(remaining.max()) if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: got {steps!r}, expected a positive int")
+    steps = int(remaining.max()) if steps is None else check_positive_int("steps", steps)
     tokens, masked = tokens.clone(), masked.clone()
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for step in range(steps):
             if not masked.any():
                 break
@@ -199,8 +178,6 @@ def fill_in(model, tokens, *, mask_id, steps=None, temperature=0., top_k=None, g
             tokens = torch.where(reveal, chars, tokens)
             masked &= ~reveal
             remaining = masked.sum(dim=1)
-    finally:
-        model.train(was_training)
     return tokens
 
 

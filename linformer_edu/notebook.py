@@ -8,35 +8,14 @@ import random
 
 import torch
 
+from .device import pick_device
+
 QUICK = os.environ.get("LINFORMER_EDU_QUICK", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def pick(full, quick):
     """``quick`` under the tests (LINFORMER_EDU_QUICK=1), else ``full``."""
     return quick if QUICK else full
-
-
-def _mps_available():
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """CUDA if present, then Apple MPS, then CPU; or the device named (a ValueError when it is not there)."""
-    if device != "auto":
-        try:
-            named = torch.device(device)
-        except RuntimeError:   # torch's message lists two dozen backends; name the ones that make sense here
-            raise ValueError(f"device: got {device!r}, expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
-        if named.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device: got {device!r}, but this PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
-        if named.type == "mps" and not _mps_available():
-            raise ValueError(f"device: got {device!r}, but this PyTorch sees no Apple GPU (MPS); use 'auto' or 'cpu'")
-        return named
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if _mps_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int = 0) -> None:

@@ -5,6 +5,7 @@
     loglog(x, {label: y})               cost versus size on log-log axes, each line labelled with its fitted slope;
                                         returns (ax, {label: slope})
     loss_curves({label: losses})        training / validation loss versus step
+    LiveLossPlot()                      a callback for `train.train` that redraws every run's curves as it trains
 
 Each returns its matplotlib Axes (or an array of them) so a notebook can add to the picture; end the cell with
 `;` to keep the Axes' text out of the output. Tensors, NumPy arrays and lists are all accepted.
@@ -16,11 +17,15 @@ import numpy as np
 import torch
 from matplotlib.ticker import NullFormatter
 
+from ._checks import check_choice
+
 
 def to_numpy(x):
     """A float NumPy array from a tensor (any device, with or without grad), an array or a list."""
     if isinstance(x, torch.Tensor):
         return x.detach().float().cpu().numpy()
+    if isinstance(x, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in x):   # e.g. [loss, loss, …]
+        return np.stack([to_numpy(v) for v in x])
     return np.asarray(x, dtype=float)
 
 
@@ -62,14 +67,15 @@ def heatmaps(maps, titles=None, *, suptitle=None, ncols=None, cmap="viridis", vm
             continue
         image = ax.imshow(mats[i], cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
         ax.set_title(titles[i] if i < len(titles) else None, fontsize=9)
+        lowest = i + cols >= len(mats)   # nothing drawn below it (with ncols the last row may be short)
         if ticklabels is not None:
             rows_text, cols_text = ticklabels if isinstance(ticklabels, tuple) else (ticklabels, ticklabels)
             ax.set_yticks(range(len(rows_text)), rows_text if i % cols == 0 else [], fontsize=7)
-            ax.set_xticks(range(len(cols_text)), cols_text if i // cols == rows - 1 else [], fontsize=7,
+            ax.set_xticks(range(len(cols_text)), cols_text if lowest else [], fontsize=7,
                           rotation=90 if max(map(len, map(str, cols_text))) > 2 else 0)
         if i % cols == 0:
             ax.set_ylabel(ylabel)
-        if i // cols == rows - 1:
+        if lowest:
             ax.set_xlabel(xlabel)
     if colorbar:
         fig.colorbar(image, ax=axes, shrink=0.8)
@@ -93,7 +99,12 @@ def spectrum(singular_values, labels=None, *, ax=None, cumulative=True, title=No
     over samples with a band from min to max. With cumulative=False the raw singular values are drawn (log y).
     """
     s = to_numpy(singular_values)
-    s = s.reshape((1,) * (3 - s.ndim) + s.shape)                   # (lines, samples, r)
+    if s.ndim not in (1, 2, 3):
+        raise ValueError(f"singular_values: expected shape (r,), (lines, r) or (lines, samples, r), got {s.shape}")
+    if s.ndim == 1:
+        s = s[None]                                                # (1, r): one line
+    if s.ndim == 2:
+        s = s[:, None]                                             # (lines, 1, r): one sample per line
     if cumulative:
         s = np.cumsum(s, axis=-1) / s.sum(axis=-1, keepdims=True)
     ax = _axes(ax)
@@ -140,7 +151,7 @@ def loglog(x, series, *, ax=None, xlabel="sequence length n", ylabel="time (s)",
         y = to_numpy(y)
         tail = slice(-fit_last, None) if fit_last else slice(None)
         slopes[label] = fit_slope(x[tail], y[tail])
-        ax.loglog(x, y, "o-", label=f"{label} (slope {slopes[label]:.2f})")
+        ax.loglog(x, y, "o-", label=f"{label} (slope {round(slopes[label], 2) + 0:.2f})")   # + 0: no "-0.00"
     if len(x) <= 8:   # label the measured sizes themselves (64, 128, …) rather than powers of ten
         ax.set_xticks(x, [f"{v:g}" for v in x])
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -175,3 +186,61 @@ def loss_curves(curves, *, ax=None, xlabel="step", ylabel="loss (nats/char)", ti
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
     return ax
+
+
+class LiveLossPlot:
+    """A callback for `train` that redraws the loss curves in one notebook figure while training runs.
+
+        plot = LiveLossPlot()
+        result = train(config, callback=plot)                  # one run
+        for cfg in configs: train(cfg, callback=plot)          # or several: every run it saw, one colour each
+
+    Each run shows its training loss (running mean over `smooth` steps, thin) and its validation loss at each
+    evaluation (dots). x="step", or x="seconds" to compare runs under one time budget. Outside IPython it only
+    records; `figure()` draws the same picture on demand. It reads only `result.config.label` and
+    `result.history` ({"loss": [...], "seconds": [...], "evals": [{"step", "seconds", "val_loss", "val_bpc"}]}).
+    """
+
+    def __init__(self, x: str = "step", smooth: int = 20, title: str | None = None):
+        check_choice("x", x, ("step", "seconds"))
+        self.x, self.smooth, self.title = x, smooth, title
+        self.runs, self.handle = {}, None    # label -> history (the live dict, so it grows as training runs)
+
+    def __call__(self, result):
+        self.runs[result.config.label] = result.history
+        try:   # IPython is optional: without it there is no notebook to draw in
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        fig = self.figure()
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+    def figure(self):
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        for i, (label, history) in enumerate(self.runs.items()):
+            color = f"C{i}"
+            losses = torch.tensor(history["loss"])                            # (steps,)
+            xs = torch.arange(1, len(losses) + 1) if self.x == "step" else torch.tensor(history["seconds"])
+            w = min(self.smooth, len(losses))
+            if w:
+                mean = losses.unfold(0, w, 1).mean(1)                          # (steps - w + 1,) running mean
+                ax.plot(xs[w - 1:].numpy(), mean.numpy(), color=color, lw=0.9, alpha=0.6)
+            evals = history["evals"]
+            if evals:
+                ax.plot([e[self.x] for e in evals], [e["val_loss"] for e in evals], "o-", color=color, ms=3,
+                        label=f"{label}: val {evals[-1]['val_bpc']:.3f} bits/char")
+        ax.set_xlabel("step" if self.x == "step" else "seconds of training")
+        ax.set_ylabel("loss (nats/char)")
+        ax.set_title(self.title or "training (thin: running mean) and validation loss (dots)", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        if self.runs:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig

@@ -23,9 +23,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-
-def _mps_in_use():
-    return torch.backends.mps.is_available()
+from ._state import device_rng_states, replayed_rng
 
 
 def _autocast_as_now(device_type):
@@ -61,33 +59,15 @@ class Deterministic(nn.Module):
     def __init__(self, net):
         super().__init__()
         self.net = net
-        self.cpu_state = None
-        self.cuda_states = None   # (devices, states) when CUDA is in use
-        self.mps_state = None     # when Apple's MPS is in use
+        self.rng_states = None   # the CPU's, and CUDA's or MPS's where in use (`_state.device_rng_states`)
 
     def forward(self, *args, record_rng=False, replay_rng=False, **kwargs):
         if record_rng:
-            self.cpu_state = torch.get_rng_state()
-            if torch.cuda.is_initialized():
-                devices = list(range(torch.cuda.device_count()))
-                self.cuda_states = devices, [torch.cuda.get_rng_state(d) for d in devices]
-            if _mps_in_use():
-                self.mps_state = torch.mps.get_rng_state()
+            self.rng_states = device_rng_states()
         if not replay_rng:
             return self.net(*args, **kwargs)
-        devices = self.cuda_states[0] if self.cuda_states else []
-        with torch.random.fork_rng(devices=devices):   # forks the CPU and CUDA states; MPS is put back by hand
-            torch.set_rng_state(self.cpu_state)
-            for device, state in zip(*(self.cuda_states or ((), ()))):
-                torch.cuda.set_rng_state(state, device)
-            if self.mps_state is None:
-                return self.net(*args, **kwargs)
-            mps_now = torch.mps.get_rng_state()
-            torch.mps.set_rng_state(self.mps_state)
-            try:
-                return self.net(*args, **kwargs)
-            finally:
-                torch.mps.set_rng_state(mps_now)
+        with replayed_rng(self.rng_states):   # afterwards every generator is where it was before the replay
+            return self.net(*args, **kwargs)
 
 
 class ReversibleBlock(nn.Module):

@@ -19,8 +19,11 @@ import sys
 
 import torch
 
-from ._checks import check_sampling
+from ._checks import check_count, check_sampling
+from ._state import eval_mode
+from .checkpoint import CheckpointError, load_checkpoint
 from .data import CharVocab
+from .mlm import fill_in
 
 MASK_CHAR = "█"   # marks a gap in `fill`; chosen because no corpus here uses it
 
@@ -50,24 +53,22 @@ def generate(model, vocab: CharVocab, prompt: str = "\n", max_new_chars: int = 2
     """
     if not isinstance(vocab, CharVocab):
         raise TypeError(f"vocab: expected a CharVocab, got {type(vocab).__name__}")
-    if isinstance(max_new_chars, bool) or not isinstance(max_new_chars, int) or max_new_chars < 0:
-        raise ValueError(f"max_new_chars: expected an int >= 0, got {max_new_chars!r}")
+    check_count("max_new_chars", max_new_chars)
     check_sampling(temperature, top_k)
-    if not isinstance(prompt, str) or not prompt:
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt: expected a str to start from (e.g. '\\n'), got {prompt!r} of type "
+                        f"{type(prompt).__name__}")
+    if not prompt:
         raise ValueError(f"prompt: expected at least one character to start from (e.g. '\\n'), got {prompt!r}")
     device = next(model.parameters()).device
     ids = vocab.encode(prompt, what="prompt").to(device)[None]             # (1, t)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for _ in range(max_new_chars):
             context = ids[:, -model.seq_len:]                               # (1, <= seq_len)
             logits = model(context)[:, -1, :len(vocab)]                     # (1, V) ([MASK] excluded, if any)
             probs = next_char_distribution(logits, temperature, top_k).cpu()  # (1, V)
             next_id = torch.multinomial(probs, 1, generator=generator)       # (1, 1)
             ids = torch.cat([ids, next_id.to(device)], dim=1)               # (1, t + 1)
-    finally:
-        model.train(was_training)
     return vocab.decode(ids[0].cpu())
 
 
@@ -76,16 +77,20 @@ def fill(model, vocab: CharVocab, text: str, *, mask_char: str = MASK_CHAR, temp
          top_k: int | None = None, steps: int | None = None, generator: torch.Generator | None = None) -> str:
     """`text` with every `mask_char` replaced by the masked-LM model's choice, most confident gaps first
     (`linformer_edu.mlm.fill_in`). The model must have been trained with objective='mlm' ([MASK] = len(vocab))."""
-    from .mlm import fill_in
     if not isinstance(vocab, CharVocab):
         raise TypeError(f"vocab: expected a CharVocab, got {type(vocab).__name__}")
-    if not isinstance(mask_char, str) or len(mask_char) != 1:
+    if not isinstance(mask_char, str):
+        raise TypeError(f"mask_char: expected one character, got {mask_char!r} of type {type(mask_char).__name__}")
+    if len(mask_char) != 1:
         raise ValueError(f"mask_char: expected one character, got {mask_char!r}")
     if mask_char in vocab:
         raise ValueError(f"mask_char: {mask_char!r} is a character of the vocabulary, so a gap could not be told "
                          f"from text; choose another, e.g. {MASK_CHAR!r}")
     check_sampling(temperature, top_k)
-    if not isinstance(text, str) or mask_char not in text:
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str with gaps marked {mask_char!r}, got {text!r} of type "
+                        f"{type(text).__name__}")
+    if mask_char not in text:
         raise ValueError(f"text: mark the characters to fill with {mask_char!r}; got {text!r}")
     if len(text) > model.seq_len:
         raise ValueError(f"text: {len(text)} characters, but the model reads at most seq_len={model.seq_len}")
@@ -115,7 +120,6 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--mask-char", default=MASK_CHAR, help=f"gap marker for masked-LM checkpoints ({MASK_CHAR})")
     args = parser.parse_args(argv)
-    from .train import CheckpointError, load_checkpoint
     try:
         model, vocab, config = load_checkpoint(args.ckpt, device=args.device)
         generator = torch.Generator().manual_seed(args.seed)

@@ -65,10 +65,12 @@ def test_naive_attention_gives_the_fused_kernels_numbers():
     fused = FullSelfAttention(32, heads=4)
     naive = bench.NaiveSelfAttention(32, heads=4)
     naive.load_state_dict(fused.state_dict())
-    x = torch.randn(2, 10, 32)
+    x, context = torch.randn(2, 10, 32), torch.randn(2, 7, 32)
+    mask = torch.rand(2, 7) > 0.3
+    mask[:, 0] = True                                   # every query keeps at least one key
     torch.testing.assert_close(naive(x), fused(x))
-    with pytest.raises(ValueError, match="context and mask must be None"):
-        naive(x, mask=torch.ones(2, 10, dtype=torch.bool))
+    torch.testing.assert_close(naive(x, context=context, mask=mask), fused(x, context=context, mask=mask))
+    assert not naive.fast and fused.fast                # FullSelfAttention(..., fast=False): the explicit n×n map
 
 
 def test_saved_bytes_counts_each_storage_once_and_skips_parameters():

@@ -8,6 +8,10 @@ import pytest
 import torch
 
 import linformer_edu as le
+from linformer_edu.causal import CausalLinformerSelfAttention
+from linformer_edu.data import split
+from linformer_edu.mlm import MaskingCollator
+from linformer_edu.sample import next_char_distribution
 
 LAYER = dict(dim=32, seq_len=64, k=16, heads=4)
 
@@ -57,6 +61,28 @@ def test_k_out_of_range(k, message):
 
 def test_k_of_the_wrong_type():
     raises(TypeError, "k: expected a positive int, got 16.0 of type float", le.LinformerSelfAttention, 32, 64, k=16.0)
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda: CausalLinformerSelfAttention(32, 16, k=4, look_back=1.0),
+     "look_back: expected an int >= 0 (the number of earlier chunks attended exactly), got 1.0 of type float"),
+    (lambda: CausalLinformerSelfAttention(32, 16, k=4, chunk_size="4"),
+     "chunk_size: expected a positive int, got '4' of type str"),
+    (lambda: CausalLinformerSelfAttention(32, 16, k=4, fast=1), "fast: expected True or False, got 1 of type int"),
+    (lambda: le.FullSelfAttention(32, heads=4, fast="no"), "fast: expected True or False, got 'no' of type str"),
+    (lambda: MaskingCollator(vocab_size=20.0), "vocab_size: expected a positive int, got 20.0 of type float"),
+    (lambda: MaskingCollator(20, mask_prob="0.15"), "mask_prob: expected 0 < mask_prob <= 1, got '0.15' of type str"),
+    (lambda: MaskingCollator(20, keep_prob=None), "keep_prob: expected 0 <= keep_prob <= 1, got None of type NoneType"),
+    (lambda: split(torch.arange(10), "0.1"),
+     "val_fraction: expected a number strictly between 0 and 1, got '0.1' of type str"),
+    (lambda: next_char_distribution(torch.zeros(1, 4), "1"),
+     "temperature: expected a number >= 0 (0 = always the most likely character), got '1' of type str"),
+    (lambda: next_char_distribution(torch.zeros(1, 4), 1.0, top_k=2.0),
+     "top_k: expected None or a positive int, got 2.0 of type float"),
+    (lambda: le.LinformerSelfAttention(32, 64, k=True), "k: expected a positive int, got True of type bool"),
+])
+def test_a_wrong_type_is_a_type_error_that_says_what_is_allowed(fn, message):
+    raises(TypeError, message, fn)
 
 
 def test_wrong_last_dimension():

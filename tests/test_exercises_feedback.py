@@ -1,4 +1,5 @@
 """The checker framework every notebook's exercises use: one printed line, a bool, never an exception."""
+import pytest
 import torch
 
 from linformer_edu.exercises import Mistake, call, checker, diagnose, expect_close, expect_number, expect_shape
@@ -15,45 +16,50 @@ def check_scores(fn):
     return "well done."
 
 
-def run(fn, capsys):
-    ok = check_scores(fn)
-    return ok, capsys.readouterr().out.strip()
+def scores(q, k):
+    return q @ k.transpose(-2, -1)
 
 
-def test_right_answer_passes_with_the_takeaway(capsys):
-    assert run(lambda q, k: q @ k.transpose(-2, -1) / 8 ** 0.5, capsys) == (
+def test_right_answer_passes_with_the_takeaway(feedback):
+    assert feedback(check_scores, lambda q, k: scores(q, k) / 8 ** 0.5) == (
         True, "✓ Exercise 0 - scaled scores: correct — well done.")
 
 
-def test_known_wrong_answer_is_named(capsys):
-    assert run(lambda q, k: q @ k.transpose(-2, -1), capsys) == (
-        False, "✗ Exercise 0 - scaled scores: scores not scaled by 1/√d")
+@pytest.mark.parametrize("answer, message", [
+    (scores, "scores not scaled by 1/√d"),
+    (lambda q, k: scores(q, k).transpose(0, 1), "wrong shape: expected (2, 4, 4), got (4, 2, 4) — the right sizes in "
+                                                "the wrong order: did you transpose the wrong axes?"),
+    (lambda q, k: scores(q, k).sum(-1), "wrong shape: expected (2, 4, 4), got (2, 4) — an axis is missing: did you "
+                                        "sum, index or squeeze away an axis you should keep?"),
+    (lambda q, k: scores(q, k)[None], "wrong shape: expected (2, 4, 4), got (1, 2, 4, 4) — an extra axis: did you "
+                                      "forget to merge or sum over an axis?"),
+    (lambda q, k: scores(q, k) / 8 ** 0.5 + torch.eye(4), "the shape is right but the values differ: largest "
+                                                          "difference 1 at index (0, 0, 0)"),
+    (lambda q, k: scores(q, k) / 0, "your answer contains NaN or infinity — look for a division by zero or log "
+                                    "of zero"),
+], ids=["known slip", "transposed", "axis missing", "extra axis", "values", "infinity"])
+def test_wrong_answers_are_named(answer, message, feedback):
+    assert feedback(check_scores, answer) == (False, f"✗ Exercise 0 - scaled scores: {message}")
 
 
-def test_wrong_shapes_come_with_a_guess(capsys):
-    ok, out = run(lambda q, k: (q @ k.transpose(-2, -1)).transpose(0, 1), capsys)
-    assert not ok and out.endswith("wrong shape: expected (2, 4, 4), got (4, 2, 4) — the right sizes in the "
-                                   "wrong order: did you transpose the wrong axes?")
-    ok, out = run(lambda q, k: (q @ k.transpose(-2, -1)).sum(-1), capsys)
-    assert not ok and "an axis is missing" in out
-    ok, out = run(lambda q, k: (q @ k.transpose(-2, -1))[None], capsys)
-    assert not ok and "an extra axis" in out
+@pytest.mark.parametrize("answer, message", [
+    (lambda q, k: 1 / 0, "your function raised ZeroDivisionError: division by zero"),
+    (lambda q, k: None, "your answer is None — did you forget to `return` it?"),
+    (torch.zeros(3), "expected a function, got a value of type Tensor — pass the function itself, without calling it "
+                     "(`check(f)`, not `check(f(...))`)"),
+    (lambda q, k: q.long() @ k.long().transpose(-2, -1), "your answer should hold floating-point numbers, got dtype "
+                                                         "torch.int64"),
+], ids=["crash", "None", "not a function", "integers"])
+def test_crashes_none_and_non_functions_are_feedback_not_exceptions(answer, message, feedback):
+    assert feedback(check_scores, answer) == (False, f"✗ Exercise 0 - scaled scores: {message}")
 
 
-def test_crashes_none_and_non_functions_are_feedback_not_exceptions(capsys):
-    assert run(lambda q, k: 1 / 0, capsys) == (
-        False, "✗ Exercise 0 - scaled scores: your function raised ZeroDivisionError: division by zero")
-    assert run(lambda q, k: None, capsys) == (
-        False, "✗ Exercise 0 - scaled scores: your answer is None — did you forget to `return` it?")
-    ok, out = run(torch.zeros(3), capsys)
-    assert not ok and "expected a function, got a value of type Tensor" in out
-    ok, out = run(lambda q, k: q.long() @ k.long().transpose(-2, -1), capsys)
-    assert not ok and "floating-point" in out
-
-
-def test_values_that_differ_say_where(capsys):
-    ok, out = run(lambda q, k: q @ k.transpose(-2, -1) / 8 ** 0.5 + torch.eye(4), capsys)
-    assert not ok and "the shape is right but the values differ: largest difference 1 at index (0, 0, 0)" in out
+def test_a_checker_that_cannot_compare_says_so_instead_of_raising(feedback):
+    @checker("Exercise 0 - a lookup")
+    def check_lookup(answer):
+        return {"a": 1}[call(answer)]
+    assert feedback(check_lookup, lambda: "b") == (
+        False, "✗ Exercise 0 - a lookup: could not check this answer (KeyError: 'b')")
 
 
 def test_call_gives_the_answer_copies():
@@ -62,13 +68,16 @@ def test_call_gives_the_answer_copies():
     assert torch.equal(x, torch.zeros(3))
 
 
-def test_expect_number():
+def test_expect_number_takes_a_one_element_tensor():
     assert expect_number(torch.tensor(2.0), 2.0) == 2.0
-    for bad, message in [(3.0, "your answer is 3, expected 2"), ("2", "should be a number"),
-                         (torch.ones(2), "should be one number")]:
-        try:
-            expect_number(bad, 2.0)
-        except Mistake as mistake:
-            assert message in str(mistake)
-        else:
-            raise AssertionError(f"{bad!r} passed")
+
+
+@pytest.mark.parametrize("answer, message", [
+    (3.0, "your answer is 3, expected 2"),
+    ("2", "your answer should be a number, got a value of type str"),
+    (True, "your answer should be a number, got a value of type bool"),
+    (torch.ones(2), "your answer should be one number, got a tensor of shape (2,)"),
+])
+def test_expect_number_names_what_is_wrong(answer, message, raises_exactly):
+    with raises_exactly(Mistake, message):
+        expect_number(answer, 2.0)

@@ -1,24 +1,9 @@
-"""Notebook 03's exercise checkers: the worked solutions pass, typical wrong answers get the right feedback."""
+"""Notebook 03's exercise checkers: typical wrong answers get the right feedback."""
 import pytest
 import torch
 
 from linformer_edu.exercises import nb03
 from linformer_edu.projections import pooling_matrix
-
-
-def feedback(check, answer, capsys):
-    ok = check(answer)
-    return ok, capsys.readouterr().out.strip()
-
-
-@pytest.mark.parametrize("check, solution", [
-    (nb03.check_mean_pooling, nb03.solution_mean_pooling),
-    (nb03.check_linformer_macs, nb03.solution_linformer_macs),
-    (nb03.check_projected_keys, nb03.solution_projected_keys),
-])
-def test_worked_solutions_pass(check, solution, capsys):
-    ok, out = feedback(check, solution, capsys)
-    assert ok and out.startswith("✓ Exercise") and "correct" in out
 
 
 def test_worked_mean_pooling_is_the_packages_pooling_matrix():
@@ -48,8 +33,8 @@ def windows(n, k, *, value=None, strided=False, transpose=False):
     (lambda n, k: windows(n, k) if n == 12 else windows(n, k).flip(0), "your E for n=16, k=8: the shape is right "
                                                                         "but the values differ"),
 ])
-def test_mean_pooling_mistakes(answer, message, capsys):
-    ok, out = feedback(nb03.check_mean_pooling, answer, capsys)
+def test_mean_pooling_mistakes(answer, message, feedback):
+    ok, out = feedback(nb03.check_mean_pooling, answer)
     assert not ok and out.startswith("✗ Exercise 1 - mean pooling as a matrix: ") and message in out
 
 
@@ -61,8 +46,8 @@ def test_mean_pooling_mistakes(answer, message, capsys):
     (lambda n, k, d: 4 * n * k * d + 1, "your count for n=4096, k=128, d=64 is 134,217,729, expected 134,217,728"),
     (lambda n, k, d: None, "should be a number, got a value of type NoneType"),
 ])
-def test_linformer_macs_mistakes(answer, message, capsys):
-    ok, out = feedback(nb03.check_linformer_macs, answer, capsys)
+def test_linformer_macs_mistakes(answer, message, feedback):
+    ok, out = feedback(nb03.check_linformer_macs, answer)
     assert not ok and out.startswith("✗ Exercise 2 - the cost of a Linformer head: ") and message in out
 
 
@@ -73,6 +58,6 @@ def test_linformer_macs_mistakes(answer, message, capsys):
     (lambda x, E, W: (E @ x) @ W * 2, "the shape is right but the values differ"),
     (lambda x, E, W: ((E @ x) @ W) + 0 * (E @ (x @ W)), "right numbers, but 245,760 FLOPs where (E x) W needs 81,920"),
 ])
-def test_projected_keys_mistakes(answer, message, capsys):
-    ok, out = feedback(nb03.check_projected_keys, answer, capsys)
+def test_projected_keys_mistakes(answer, message, feedback):
+    ok, out = feedback(nb03.check_projected_keys, answer)
     assert not ok and out.startswith("✗ Exercise 3 - the cheap order: ") and message in out

@@ -9,8 +9,9 @@ import torch  # noqa: E402
 from einops import rearrange  # noqa: E402
 
 from linformer_edu import LinformerLM, LinformerSelfAttention, collect_attention_maps  # noqa: E402
-from linformer_edu.explore import (AttentionExplorer, RandomVectors, Sentence, best_rank_error,  # noqa: E402
-                                   compare, measure_latency, mean_pooling, relative_error)
+from linformer_edu.comparison import RandomVectors, Sentence, compare  # noqa: E402
+from linformer_edu.explore import AttentionExplorer, Picture, measure_latency  # noqa: E402
+from linformer_edu.lowrank import best_rank_error, mean_pooling, relative_error  # noqa: E402
 from linformer_edu.projections import init_projection  # noqa: E402
 
 
@@ -160,19 +161,24 @@ def test_controls_keep_their_ranges_consistent(explorer):
     assert list(explorer.controls["heads"].options) == [1, 2, 4, 8, 16, 32, 64]   # the divisors of dim
 
 
-def test_updates_reuse_one_figure_and_its_artists():
+def test_updates_reuse_one_figure_and_draw_what_a_fresh_picture_draws():
     plt.close("all")
     ex = AttentionExplorer(n=64, k=8)
     figure, images, lines = ex.figure, list(ex.drawing.images), list(ex.drawing.figure.axes[3].lines)
-    background = ex.drawing._background
-    for k in (9, 10, 11):
-        ex.controls["k"].value = k
-    ex.set(seed=4, projection="random", head=2)
+
+    def drawn_afresh(result):                          # the same numbers on a new figure, drawn from scratch
+        picture = Picture()
+        picture.update(result)
+        return picture.render()
+
+    changes = [dict(k=9), dict(k=10), dict(seed=4, projection="random", head=2), dict(n=32), dict(n=48, k=5)]
+    for change in changes:                             # the last two re-lay the axes for a new n
+        before = ex.image
+        ex.set(**change)
+        assert ex.image != before and ex.picture.value == ex.image      # every change shows a new picture...
+        assert ex.image == drawn_afresh(ex.result), change              # ...exactly the one these numbers make
     assert ex.figure is figure and ex.drawing.images == images and list(ex.figure.axes[3].lines) == lines
     assert len(ex.figure.axes) == 5                        # 4 panels and the colour bar, never more
-    assert ex.drawing._background is background            # only the changed artists were redrawn
-    ex.set(n=32)
-    assert ex.drawing._background is not background        # a new n re-lays the axes once
     assert plt.get_fignums() == []                          # no pyplot figure that a notebook would show again
     assert ex.image[:2] == b"\xff\xd8" and ex.snapshot().data[:4] == b"\x89PNG"
 
@@ -210,6 +216,10 @@ def test_bad_settings_say_what_is_allowed(explorer):
         explorer.set(source="model")
     with pytest.raises(ValueError, match=r"^sharpness: got 0, expected a number from 0.25 to 8$"):
         explorer.set(sharpness=0)
+    with pytest.raises(TypeError, match=r"^sharpness: expected a number from 0.25 to 8, got '2' of type str$"):
+        explorer.set(sharpness="2")
+    with pytest.raises(TypeError, match=r"^k: expected an int from 1 to 64, got 8.0 of type float$"):
+        explorer.set(k=8.0)
     with pytest.raises(TypeError, match=r"^fit_f: expected True or False, got 1$"):
         explorer.set(fit_f=1)
     with pytest.raises(ValueError, match=r"^model, tokens: give both"):
@@ -234,18 +244,22 @@ def test_a_model_input_keeps_the_heads_of_its_layers(lm):
         ex.set(source="model", heads=8)                        # back to the model: its heads again
 
 
-@pytest.mark.parametrize("text", ["", None, 42])
-def test_the_text_input_needs_a_non_empty_string(text):
-    with pytest.raises(ValueError, match=rf"^text: expected a non-empty string, got {text!r}$"):
+@pytest.mark.parametrize("text, error, got", [("", ValueError, "''"), (None, TypeError, "None of type NoneType"),
+                                              (42, TypeError, "42 of type int")])
+def test_the_text_input_needs_a_non_empty_string(text, error, got):
+    with pytest.raises(error, match=rf"^text: expected a non-empty string, got {got}$"):
         Sentence(16, text)
-    with pytest.raises(ValueError, match=rf"^text: expected a non-empty string, got {text!r}$"):
+    with pytest.raises(error, match=rf"^text: expected a non-empty string, got {got}$"):
         AttentionExplorer(n=32, k=4, text=text)
 
 
 def test_bad_tokens_say_what_is_expected(lm):
-    with pytest.raises(ValueError, match=r"^tokens: expected a non-empty 1-D sequence of integer token ids, got "
-                                         r"\(48,\) of torch.float32$"):
+    with pytest.raises(TypeError, match=r"^tokens: expected a non-empty 1-D sequence of integer token ids, got "
+                                        r"\(48,\) of torch.float32$"):
         AttentionExplorer(model=lm, tokens=TOKENS.float())
+    with pytest.raises(ValueError, match=r"^tokens: expected a non-empty 1-D sequence of integer token ids, got "
+                                         r"\(2, 24\) of torch.int64$"):
+        AttentionExplorer(model=lm, tokens=TOKENS.view(2, 24))
 
 
 def test_a_model_input_shows_each_layer_and_head_of_an_untrained_linformer_lm(lm):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from linformer import LinformerLM as ReferenceLinformerLM
+from oracle import LinformerLM as ReferenceLinformerLM
 from torch import nn
 
 from linformer_edu import LinformerLM, LinformerSelfAttention

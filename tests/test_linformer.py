@@ -4,11 +4,11 @@ Same seed -> same weights; the reference's state dict loads -> same outputs and 
 """
 import itertools
 
-import linformer.linformer as ref
 import pytest
 import torch
 
 import linformer_edu as le
+from oracle import ref
 
 OPTIONS = [dict(one_kv_head=o, share_kv=s, dim_head=d, reversible=r)
            for o, s, d, r in itertools.product([False, True], [False, True], [None, 12], [False, True])]

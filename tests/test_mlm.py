@@ -162,8 +162,9 @@ def test_bad_collator(kwargs, message):
 
 
 @pytest.mark.parametrize("tokens, error, message", [
-    (torch.full((2, 3), V), ValueError, "tokens: ids must lie in [0, 20); got values from 20 to 20"),
-    (torch.zeros(2, 3), TypeError, "tokens: expected a tensor of integer ids, got torch.float32"),
+    (torch.full((2, 3), V), ValueError, "tokens: token ids must lie in [0, 20) = [0, vocab_size); got values from 20 "
+                                        "to 20"),
+    (torch.zeros(2, 3), TypeError, "tokens: expected a tensor of integer token ids, got torch.float32"),
     (torch.zeros(6, dtype=torch.long), ValueError, "tokens: expected shape (batch, length), got (6,)"),
 ])
 def test_bad_tokens(tokens, error, message):
@@ -178,7 +179,8 @@ def test_bad_tokens(tokens, error, message):
     (dict(temperature=float("nan")), ValueError,
      "temperature: expected a number >= 0 (0 = always the most likely character), got nan"),
     (dict(top_k=0), ValueError, "top_k: expected None or a positive int, got 0"),
-    (dict(steps=0), ValueError, "steps: got 0, expected a positive int"),
+    (dict(steps=0), ValueError, "steps: expected a positive int, got 0"),
+    (dict(steps=1.5), TypeError, "steps: expected a positive int, got 1.5 of type float"),
     (dict(mask_id=V + 1), ValueError, "mask_id: expected an int in [0, 21) (the model's num_tokens), got 21"),
     (dict(mask_id=-1), ValueError, "mask_id: expected an int in [0, 21) (the model's num_tokens), got -1"),
     (dict(mask_id="20"), TypeError,

@@ -230,16 +230,17 @@ def test_set_repo_writes_a_stale_install_cell_anew(tmp_path, repo, ref):
 
 
 @pytest.mark.parametrize("bad", ["no-slash", "a/b/c", "", "owner/name with space", "-owner/name"])
-def test_set_repo_rejects_what_is_not_a_slug(tmp_path, bad):
+def test_set_repo_rejects_what_is_not_a_slug(tmp_path, bad, raises_exactly):
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    with pytest.raises(ValueError, match=r"OWNER/NAME: got .*, expected a GitHub slug"):
+    with raises_exactly(ValueError, f"OWNER/NAME: got {bad!r}, expected a GitHub slug such as "
+                                    f"'linformer-edu/linformer_edu'"):
         set_repo.set_repo(bad, tmp_path)
 
 
 @pytest.mark.parametrize("bad", ["", "v1 0", "-v1", "a..b", "v1/", "v1.lock", 'v1"', "v1\n"])
-def test_set_repo_rejects_what_is_not_a_ref(tmp_path, bad):
+def test_set_repo_rejects_what_is_not_a_ref(tmp_path, bad, raises_exactly):
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     before = (tmp_path / "pyproject.toml").read_bytes()
-    with pytest.raises(ValueError, match=r"--ref: got .*, expected a tag"):
+    with raises_exactly(ValueError, f"--ref: got {bad!r}, expected a tag such as 'v0.1.0' or a full commit hash"):
         set_repo.set_repo("someone/else", tmp_path, ref=bad)
     assert (tmp_path / "pyproject.toml").read_bytes() == before

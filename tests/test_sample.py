@@ -96,10 +96,36 @@ def test_generate_and_fill_need_a_char_vocab(model, mlm_model, vocab):
         fill(mlm_model, vocab, f"the {MASK_CHAR}")
 
 
-@pytest.mark.parametrize("mask_char", ["##", "", 5, None])
+@pytest.mark.parametrize("mask_char", ["##", ""])
 def test_fill_mask_char_is_one_character(mlm_model, mask_char):
     with pytest.raises(ValueError, match=exactly(f"mask_char: expected one character, got {mask_char!r}")):
         fill(mlm_model, VOCAB, f"the {MASK_CHAR}", mask_char=mask_char)
+
+
+@pytest.mark.parametrize("mask_char", [5, None])
+def test_fill_mask_char_of_another_type_is_a_type_error(mlm_model, mask_char):
+    with pytest.raises(TypeError, match=exactly(
+            f"mask_char: expected one character, got {mask_char!r} of type {type(mask_char).__name__}")):
+        fill(mlm_model, VOCAB, f"the {MASK_CHAR}", mask_char=mask_char)
+
+
+@pytest.mark.parametrize("args, options, message", [
+    (("a", "5"), {}, "max_new_chars: expected an int >= 0, got '5' of type str"),
+    (("a", 2.0), {}, "max_new_chars: expected an int >= 0, got 2.0 of type float"),
+    ((7, 5), {}, "prompt: expected a str to start from (e.g. '\\n'), got 7 of type int"),
+    (("a", 5), {"temperature": "1"},
+     "temperature: expected a number >= 0 (0 = always the most likely character), got '1' of type str"),
+    (("a", 5), {"top_k": 2.0}, "top_k: expected None or a positive int, got 2.0 of type float"),
+])
+def test_generate_arguments_of_the_wrong_type_are_type_errors(model, args, options, message):
+    with pytest.raises(TypeError, match=exactly(message)):
+        generate(model, VOCAB, *args, **options)
+
+
+def test_fill_text_of_another_type_is_a_type_error(mlm_model):
+    with pytest.raises(TypeError, match=exactly(f"text: expected a str with gaps marked {MASK_CHAR!r}, got "
+                                                f"['the'] of type list")):
+        fill(mlm_model, VOCAB, ["the"])
 
 
 def test_fill_text_must_fit_the_model(mlm_model):

@@ -47,12 +47,13 @@ def same_weights(a, b):
 # Pure pieces: mixed precision, learning rate, config checks
 
 
-def test_amp_settings():
-    assert amp_settings("cpu") == (None, False)
-    assert amp_settings("mps") == (None, False)
-    assert amp_settings("cuda", bf16_supported=True) == (torch.bfloat16, False)
-    assert amp_settings("cuda", bf16_supported=False) == (torch.float16, True)   # a T4: fp16 needs loss scaling
-    assert amp_settings("cuda", bf16_supported=False, enabled=False) == (None, False)
+def test_amp_settings(monkeypatch):
+    # which GPU gets which precision (a T4, an A100, ...) is tests/test_device.py's; here the trainer's import works
+    assert amp_settings("cpu") == amp_settings(torch.device("mps")) == (None, False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))   # a T4
+    assert amp_settings(torch.device("cuda")) == (torch.float16, True)   # fp16 needs loss scaling
+    assert amp_settings(torch.device("cuda"), enabled=False) == (None, False)
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
@@ -70,7 +71,7 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
 @pytest.mark.parametrize("changes, error, message", [
     ({"model": "lstm"}, ValueError, "model: got 'lstm', expected one of 'linformer', 'full'"),
     ({"k": 200}, ValueError, "k: got 200, expected 1 <= k <= seq_len=128"),
-    ({"heads": 3}, ValueError, "heads: dim=128 is not divisible by heads=3"),
+    ({"heads": 3}, ValueError, "heads: dim=128 is not divisible by heads=3; choose heads among the divisors of 128"),
     ({"lr": 0}, ValueError, "lr: expected a number > 0, got 0"),
     ({"min_lr": 1.0}, ValueError, "min_lr: expected 0 <= min_lr <= lr=0.002, got 1.0"),
     ({"minutes": -1}, ValueError, "minutes: expected a number > 0, or None for no limit, got -1"),
@@ -209,6 +210,8 @@ def test_resume_continues_exactly(text_file, tmp_path, capsys):
     assert same_weights(straight.model, resumed.model)
     assert resumed.history["loss"] == straight.history["loss"]
     assert [e["step"] for e in resumed.history["evals"]] == [0, 4, 8]
+    for name in ("val_loss", "train_loss"):              # evaluated on the same windows as if never stopped
+        assert [e[name] for e in resumed.history["evals"]] == [e[name] for e in straight.history["evals"]]
 
 
 def test_ctrl_c_in_the_middle_of_a_step_resumes_exactly(text_file, tmp_path, monkeypatch):
@@ -251,21 +254,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(text_file, tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def nan_estimate_at(call, monkeypatch):
-    """Make the `call`-th (0-based) call of estimate_loss return NaN. Each evaluation calls it twice: the
-    validation loss, then the training loss on the evaluation batches."""
-    calls = {"n": 0}
+def nan_estimate_at(split_name, evaluation, monkeypatch):
+    """Make the loss estimate on the `split_name` split ("val" or "train") NaN at its `evaluation`-th (0-based)
+    evaluation. The split is told by the ids estimate_loss is given, not by the order of the calls."""
+    _, val_ids = split(CharVocab(TEXT).encode(TEXT), 0.1)
+    calls = {"val": 0, "train": 0}
     real = T.estimate_loss
 
-    def estimate(*args, **kwargs):
-        calls["n"] += 1
-        return float("nan") if calls["n"] - 1 == call else real(*args, **kwargs)
+    def estimate(model, ids, *args, **kwargs):
+        name = "val" if torch.equal(ids.cpu(), val_ids) else "train"
+        calls[name] += 1
+        return float("nan") if name == split_name and calls[name] - 1 == evaluation else \
+            real(model, ids, *args, **kwargs)
 
     monkeypatch.setattr(T, "estimate_loss", estimate)
 
 
 def test_nan_validation_loss_stops_and_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
-    nan_estimate_at(4, monkeypatch)                      # the validation loss of the third evaluation, at step 8
+    nan_estimate_at("val", 2, monkeypatch)               # the validation loss of the third evaluation, at step 8
     cfg = tiny(text_file, max_steps=12, out_dir=str(tmp_path / "run"))
     path = tmp_path / "run" / "ckpt.pt"
     with pytest.raises(NonFiniteLossError, match=exactly(
@@ -277,7 +283,7 @@ def test_nan_validation_loss_stops_and_keeps_the_last_good_checkpoint(text_file,
 
 
 def test_a_nan_training_loss_estimate_is_named_as_such(text_file, monkeypatch):
-    nan_estimate_at(1, monkeypatch)                      # the first evaluation: validation fine, training NaN
+    nan_estimate_at("train", 0, monkeypatch)             # the first evaluation: validation fine, training NaN
     with pytest.raises(NonFiniteLossError, match=exactly(
             "the training loss, estimated on 2 batches, is nan at step 0: training stopped and no checkpoint was "
             "written. Try a lower learning rate (lr), gradient clipping (grad_clip=1.0), or float32 (amp=False)")):
@@ -360,7 +366,7 @@ def test_incomplete_checkpoint(trained_run):
 
 @pytest.mark.parametrize("key, value, detail", [
     ("config", {"model": "lstm"}, "model: got 'lstm', expected one of 'linformer', 'full'"),
-    ("config", {"heads": 3}, "heads: dim=16 is not divisible by heads=3"),
+    ("config", {"heads": 3}, "heads: dim=16 is not divisible by heads=3; choose heads among the divisors of 16"),
     ("vocab", {"chars": "ba"}, "state['chars']: expected distinct characters in sorted order (from "
                                "CharVocab.to_dict()), got 'ba'"),
     ("vocab", {"chars": "ab", "size": 2}, "state: expected a dict with the one key 'chars' (from "
@@ -510,12 +516,14 @@ def test_mixed_precision_with_a_grad_scaler_resumes_exactly(text_file, tmp_path,
     """The CUDA fp16 path (autocast + GradScaler), run on the CPU with bf16 autocast and a CPU GradScaler: the
     scaler's state goes into the checkpoint and comes back, so resuming is still exact."""
     monkeypatch.setattr(T, "amp_settings", lambda device_type, enabled=True: T.AmpSettings(torch.bfloat16, True))
-    straight = T.train(tiny(text_file, max_steps=6, eval_interval=3))
+    straight = T.train(tiny(text_file, max_steps=6, eval_interval=3, out_dir=str(tmp_path / "straight")))
     cfg = tiny(text_file, max_steps=6, eval_interval=3, out_dir=str(tmp_path / "run"))
     T.train(cfg, callback=stop_at(3))
-    scaler_state = read_checkpoint(tmp_path / "run")["scaler"]
-    assert scaler_state["scale"] > 0 and scaler_state["_growth_tracker"] == 3
+    halfway = read_checkpoint(tmp_path / "run")["scaler"]
+    assert halfway["scale"] > 0                          # a scaler that is on saves its state_dict
     resumed = T.train(cfg, resume=True)
     assert same_weights(straight.model, resumed.model)
-    assert read_checkpoint(tmp_path / "run")["scaler"]["_growth_tracker"] == 6   # counted on from 3, not from 0
+    final = read_checkpoint(tmp_path / "run")["scaler"]
+    assert final == read_checkpoint(tmp_path / "straight")["scaler"]   # as if never stopped ...
+    assert final != halfway                              # ... which is not the state it was stopped in
     assert resumed.metrics["amp"] == "bfloat16"

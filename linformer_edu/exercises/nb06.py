@@ -4,7 +4,7 @@ starts doing less work, and size the attention map in bytes. Each `check_*` take
 """
 import torch
 
-from ..bench import attention_flops
+from ..measure import attention_flops
 from ._feedback import call, checker, diagnose, expect, expect_close
 
 SIZES = [(1, 512, 256, 4), (2, 1024, 128, 8), (4, 64, 512, 16)]   # (batch, n, dim, heads)

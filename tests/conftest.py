@@ -1,0 +1,45 @@
+"""Scaffolding that many test files share: an exact-message `raises`, the exercise feedback runner, one CPU thread.
+
+The session-wide settings (quick notebooks, OMP_NUM_THREADS) live in the repository's root conftest.py.
+"""
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+
+@contextmanager
+def _raises_exactly(exc_type, message):
+    with pytest.raises(exc_type) as info:
+        yield info
+    assert type(info.value) is exc_type, f"raised {type(info.value).__name__}, expected {exc_type.__name__}"
+    assert str(info.value) == message
+
+
+@pytest.fixture
+def raises_exactly():
+    """`with raises_exactly(ValueError, "the whole message"):` — the type itself (not a subclass) and every
+    character of the message, where `pytest.raises(match=...)` would accept any message containing a fragment."""
+    return _raises_exactly
+
+
+@pytest.fixture
+def feedback(capsys):
+    """`ok, line = feedback(check, answer)`: run an exercise checker on an answer; what it returned and what it
+    printed (one line, stripped)."""
+    def run(check, answer):
+        capsys.readouterr()   # drop anything printed before, so `line` is the checker's alone
+        ok = check(answer)
+        return ok, capsys.readouterr().out.strip()
+    return run
+
+
+@pytest.fixture
+def one_thread():
+    """Run on one CPU thread, then put the previous count back: many tiny ops gain nothing from more threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
