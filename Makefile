@@ -37,8 +37,9 @@ browser-deps: $(VENV)/.installed
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else $(PY) -m playwright install chromium; fi
 
-# torch is hard-linked from .venv (same Python only): a second 700 MB unpack would double the set-up time, and any
-# torch>=2.3 stands in for Colab's; pip then adds torch's own dependencies, or installs $(TORCH) if no link was made.
+# torch is hard-linked from .venv (same Python only), which spares a second 700 MB unpack (disk, and about half a
+# minute of CPU), and any torch>=2.3 stands in for Colab's; pip then adds torch's own dependencies, or installs
+# $(TORCH) if no link was made. The whole step takes about two minutes of CPU, once (a stamp file keeps it).
 # wheels/ holds setuptools, so the test's pip builds the package offline (PIP_NO_INDEX), isolated as Colab's would.
 $(COLAB_VENV)/.installed: | $(VENV)/.installed
 	rm -rf $(COLAB_VENV)
