@@ -19,7 +19,7 @@ COLAB_VENV ?= .venv-colab
 COLAB_PINS := ipywidgets==7.7.1 "matplotlib==3.10.*" "einops==0.8.*" "tqdm==4.67.*" "notebook<7"
 COLAB_PY   := $(COLAB_VENV)/bin/python
 
-.PHONY: lab test unit notebooks bench browser-deps colab-env clean
+.PHONY: lab test unit notebooks bench gpu-check browser-deps colab-env clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,5 +72,10 @@ notebooks: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py
 
+# On a machine with a CUDA GPU (about 5 minutes): the CUDA-only tests, a one-minute gpu-preset training with AMP,
+# notebook 07 on CUDA and the CUDA benchmarks; one results file in gpu-check/. Not yet run on real hardware.
+gpu-check: $(VENV)/.installed
+	$(PY) tools/gpu_check.py --out gpu-check
+
 clean:
-	rm -rf $(VENV) $(COLAB_VENV) test-artifacts
+	rm -rf $(VENV) $(COLAB_VENV) test-artifacts gpu-check
