@@ -13,7 +13,8 @@ class ProgressBar:
         total = round(60 * config.minutes) if self.by_time else config.max_steps
         self.bar = tqdm(total=total, initial=min(round(elapsed), total) if self.by_time else step,
                         desc=config.label, unit="s" if self.by_time else "step",
-                        disable=not (config.progress and enabled), dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} {unit} [{elapsed}{postfix}]")
+                        disable=not (config.progress and enabled), dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} {unit} [{elapsed}{postfix}]")
 
     def show(self, step, elapsed, history, done=False):
         last = history["evals"][-1] if history["evals"] else None
