@@ -40,8 +40,8 @@ KEYS_SINCE_2 = ("sha256", "corpus_sha256")
 # Changing these when resuming would change what is trained; the rest (budget, evaluation, device) may change.
 # The corpus is not among them: it is compared by its text's SHA-256, so the same file under another path is fine.
 FIXED_ON_RESUME = ("val_fraction", "model", "k", "dim", "depth", "heads", "seq_len", "dropout",
-                   "objective", "causal", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "beta2",
-                   "grad_clip", "seed")
+                   "objective", "causal", "batch_size", "grad_accum", "lr", "min_lr", "warmup_steps", "weight_decay",
+                   "beta2", "grad_clip", "seed")
 
 
 class CheckpointError(ValueError):

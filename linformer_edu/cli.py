@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from ._signals import Terminated
 from .checkpoint import CHECKPOINT, METRICS, read_checkpoint
 from .config import PRESETS, TrainConfig, preset
@@ -122,6 +123,8 @@ def run(argv, train) -> int:
         stopped = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
         print(f"{stopped}: nothing more was saved", file=sys.stderr)
         return EXIT_STATUS[stopped]
+    if distributed.rank() != 0:   # under torchrun rank 0 alone reports
+        return EXIT_STATUS.get(result.stopped, 0)
     m = result.metrics
     k = f" k={m['k']}" if m["k"] else ""
     print(f"{m['model']}{k}: {m['steps']} steps in {m['seconds']:.0f} s on {m['device']}, "

@@ -58,7 +58,9 @@ class TrainConfig:
                                        "the future, so its loss means nothing (notebook 08's demonstration); on "
                                        "the command line it also makes the model bidirectional")
     # optimisation: AdamW, linear warmup, cosine decay to min_lr, gradient clipping
-    batch_size: int = setting(16, "windows of text per step")
+    batch_size: int = setting(16, "windows of text per step (per process under torchrun)")
+    grad_accum: int = setting(1, "micro-batches of batch_size whose gradients add up to one step: a global batch "
+                                 "of grad_accum * batch_size (* processes) windows, larger than a device holds")
     lr: float = setting(2e-3, "peak learning rate (AdamW)")
     min_lr: float = setting(1e-4, "learning rate at the end of the cosine decay")
     warmup_steps: int = setting(100, "steps of linear warmup")
@@ -87,8 +89,8 @@ class TrainConfig:
                 raise TypeError(f"{name}: expected a str, got {getattr(self, name)!r}")
         check_choice("model", self.model, MODELS)
         check_choice("objective", self.objective, OBJECTIVES)
-        for name in ("k", "dim", "depth", "heads", "seq_len", "batch_size", "max_steps", "eval_interval",
-                     "eval_iters"):
+        for name in ("k", "dim", "depth", "heads", "seq_len", "batch_size", "grad_accum", "max_steps",
+                     "eval_interval", "eval_iters"):
             check_positive_int(name, getattr(self, name))   # TypeError for a non-int, ValueError below 1
         check_count("warmup_steps", self.warmup_steps)
         check_count("seed", self.seed)

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from . import cli, mlm
+from . import cli, distributed, mlm
 from ._files import write_atomically
 from ._signals import StopSignals, Terminated
 from ._state import eval_mode
@@ -44,7 +45,9 @@ from .checkpoint import (CHECKPOINT, FIXED_ON_RESUME, FORMAT, METRICS, VERSION, 
                          read_checkpoint, restore_rng, save_checkpoint, text_sha256)
 from .config import MODELS, OBJECTIVES, PRESETS, TrainConfig, build_model, num_tokens_for, preset  # noqa: F401
 from .device import AmpSettings, amp_settings, pick_device  # noqa: F401
+from .distributed import World
 from .plots import LiveLossPlot  # noqa: F401
+from .progress import ProgressBar
 
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}   # TrainResult.stopped, per signal
 
@@ -78,10 +81,12 @@ def lr_at(step: int, config: TrainConfig, progress: float | None = None) -> floa
 
 
 def batch_loss(model, x, y, config: TrainConfig, collator=None, generator=None):
-    """The training loss of one batch x, y (b, n), in nats per predicted character."""
-    if config.objective == "mlm":   # hide some characters of x and score the model on those only
-        inputs, targets = collator(x, generator=generator)                   # (b, n), (b, n)
-        return mlm.masked_lm_loss(model(inputs).float(), targets)
+    """The training loss of one batch x, y (b, n), in nats per predicted character. Under mlm `collator` hides
+    some characters of x and the model is scored on those; without one, x is already masked and y the targets."""
+    if config.objective == "mlm":
+        if collator is not None:
+            x, y = collator(x, generator=generator)                            # (b, n), (b, n)
+        return mlm.masked_lm_loss(model(x).float(), y)
     logits = model(x)                                                          # (b, n, V)
     return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())          # mean over b·n characters
 
@@ -115,6 +120,8 @@ class Run:
     collator: mlm.MaskingCollator | None
     model: torch.nn.Module           # the weights: saved and returned
     step_model: torch.nn.Module      # what runs them: the model, or its torch.compile'd wrapper
+    ddp: DistributedDataParallel | None   # step_model wrapped to average gradients over ranks (torchrun), or None
+    world: World                     # this process's rank among world_size, and its device
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     batches: torch.Generator         # draws the training batches (and their masks under mlm)
@@ -135,7 +142,8 @@ def start_run(config: TrainConfig, resume: bool = False) -> Run:
     Seeding, in order (a hand-written loop that follows it gets the same numbers): torch.manual_seed(seed),
     build the model, then draw training batches from torch.Generator().manual_seed(seed).
     """
-    device = pick_device(config.device)   # a named CUDA or MPS device that is not there is a ValueError
+    world = distributed.setup(pick_device(config.device))   # a named device that is not there: ValueError
+    device = world.device                 # under torchrun on CUDA: cuda:LOCAL_RANK
     amp = amp_settings(device, enabled=config.amp)
 
     # data: text -> vocabulary -> ids -> split, kept on the training device
@@ -167,8 +175,10 @@ def start_run(config: TrainConfig, resume: bool = False) -> Run:
         step, elapsed, tokens, history = state["step"], state["elapsed"], state["tokens"], state["history"]
 
     step_model = torch.compile(model) if config.compile else model
-    return Run(config, device, amp, vocab, corpus_sha256, train_ids, val_ids, collator, model, step_model,
-               optimizer, scaler, batches, path, history, step, elapsed, tokens,
+    ddp = None if world.world_size == 1 else \
+        DistributedDataParallel(step_model, device_ids=[device.index] if device.type == "cuda" else None)
+    return Run(config, device, amp, vocab, corpus_sha256, train_ids, val_ids, collator, model, step_model, ddp,
+               world, optimizer, scaler, batches, path, history, step, elapsed, tokens,
                saved_step=step if resume else None)
 
 
@@ -189,23 +199,33 @@ def evaluate(run: Run) -> dict:
 
 
 def train_step(run: Run, lr: float) -> float:
-    """One optimisation step, in nanoGPT's order: get a batch, forward under autocast, backward through the grad
-    scaler, unscale and clip the gradients, step the optimizer, zero the gradients. Returns the batch's loss.
+    """One optimisation step, in nanoGPT's order: get the global batch; for each of grad_accum micro-batches
+    (this rank's slice), forward under autocast and backward through the grad scaler (the loss scaled by
+    1/grad_accum; under torchrun DDP averages the gradients over the ranks on the last one only); unscale and clip
+    the gradients, step the optimizer, zero the gradients. Returns the step's loss, averaged over all of it.
 
-    A NaN or infinite loss raises NonFiniteLossError before the weights change.
+    A NaN or infinite loss raises NonFiniteLossError, on every rank, before the weights change.
     """
-    config, optimizer, scaler = run.config, run.optimizer, run.scaler
+    config, optimizer, scaler, world = run.config, run.optimizer, run.scaler, run.world
     for group in optimizer.param_groups:
         group["lr"] = lr
-    x, y = get_batch(run.train_ids, config.batch_size, config.seq_len, generator=run.batches,
-                     device=run.device)                                        # (b, n), (b, n)
-    with torch.autocast(run.device.type, dtype=run.amp.dtype, enabled=run.amp.dtype is not None):
-        loss = batch_loss(run.step_model, x, y, config, run.collator, run.batches)
-    loss_value = loss.item()
+    windows = config.grad_accum * world.world_size * config.batch_size   # every rank draws them all, the same
+    x, y = get_batch(run.train_ids, windows, config.seq_len, generator=run.batches, device=run.device)  # (w, n)
+    if run.collator is not None:   # masked as a whole too, so every rank's random states stay the same
+        x, y = run.collator(x, generator=run.batches)
+    total = torch.zeros((), device=run.device)
+    for micro in range(config.grad_accum):
+        if run.ddp is not None:   # nanoGPT's way: all-reduce the gradients once, in the last backward
+            run.ddp.require_backward_grad_sync = micro == config.grad_accum - 1
+        rows = distributed.rank_slice(world, micro, config.batch_size)           # (b, n) of the (w, n)
+        with torch.autocast(run.device.type, dtype=run.amp.dtype, enabled=run.amp.dtype is not None):
+            loss = batch_loss(run.ddp or run.step_model, x[rows], y[rows], config) / config.grad_accum
+        scaler.scale(loss).backward()
+        total += loss.detach()
+    loss_value = distributed.mean(world, total)   # over the ranks: every rank sees the same number
     if not math.isfinite(loss_value):
         raise NonFiniteLossError(f"the training loss is {loss_value} at step {run.step} (lr {lr:.3g}): "
                                  f"{_nan_advice(run)}")
-    scaler.scale(loss).backward()
     if config.grad_clip:
         scaler.unscale_(optimizer)   # clip the true gradients, not the scaled ones
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
@@ -286,7 +306,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     if resume and config.out_dir is None:
         raise ValueError("resume: needs config.out_dir, the folder holding the checkpoint to continue")
     if config.out_dir is not None:
-        check_run_folder(Path(config.out_dir), resume, overwrite)
+        if distributed.rank() == 0:   # under torchrun rank 0 alone writes there
+            check_run_folder(Path(config.out_dir), resume, overwrite)
 
     stop = StopSignals()
     with stop:   # Ctrl-C and SIGTERM stop the set-up at once (nothing to save yet; a download removes its file)
@@ -294,12 +315,13 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         run.stop = stop
         result = TrainResult(run.model, run.vocab, config, run.history, checkpoint=run.path, step=run.step)
         budget = None if config.minutes is None else 60.0 * config.minutes
-        bar = ProgressBar(config, run.step, run.elapsed)
+        bar = ProgressBar(config, run.step, run.elapsed, enabled=run.world.is_main)
         rng_at_step_start = None   # set while a step runs: a step cut off before its update is redone from here
         start = time.perf_counter() - run.elapsed
         stop.deferring = True      # from here a signal waits for the step to end, and is answered between steps
         try:
-            while True:
+            while True:   # one clock, and a stop on any rank, for all ranks: the same lr, the same last step
+                run.elapsed, agreed = distributed.agree(run.world, run.elapsed, stop.received)
                 done = run.step >= config.max_steps or (budget is not None and run.elapsed >= budget)
                 if done or run.step % config.eval_interval == 0:
                     row = evaluate(run)
@@ -317,8 +339,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                     if callback is not None:
                         result.step = run.step
                         callback(result)
-                if stop.received is not None:   # Ctrl-C or SIGTERM came during the last step or evaluation
-                    _stop(result, run, STOPPED_BY[stop.received], capture_rng(run.batches))
+                signum = stop.received if run.world.world_size == 1 else agreed   # alone: also during evaluation
+                if signum is not None:   # Ctrl-C or SIGTERM came during the last step (or evaluation)
+                    _stop(result, run, STOPPED_BY[signum], capture_rng(run.batches))
                     break
 
                 rng_at_step_start = capture_rng(run.batches)
@@ -331,8 +354,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                 now = time.perf_counter()
                 run.train_seconds += now - t0
                 run.elapsed = now - start
-                run.tokens += config.batch_size * config.seq_len
-                run.tokens_now += config.batch_size * config.seq_len
+                tokens = config.grad_accum * run.world.world_size * config.batch_size * config.seq_len
+                run.tokens, run.tokens_now = run.tokens + tokens, run.tokens_now + tokens
                 run.history["loss"].append(loss)
                 run.history["seconds"].append(round(run.elapsed, 3))
                 rng_at_step_start, stop.shielded = None, False   # the step is whole: updated, counted, logged
@@ -341,14 +364,16 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         except (KeyboardInterrupt, Terminated) as interrupt:   # raised, not waited for: a second signal, a hook
             if stop.shielded:   # inside the weight update: half the weights are new, no state to save is whole
                 kept = f"; {run.path} keeps step {run.saved_step}" if run.saved_step is not None else ""
-                tqdm.write(f"Interrupted inside the weight update of step {run.step + 1}: not saved{kept}")
+                if run.world.is_main:
+                    tqdm.write(f"Interrupted inside the weight update of step {run.step + 1}: not saved{kept}")
                 raise
             # A step cut off before its update is dropped: its batch is drawn again on resume (RNG from its start).
             _stop(result, run, "terminated" if isinstance(interrupt, Terminated) else "interrupted",
                   rng_at_step_start or capture_rng(run.batches))
         finally:
             bar.bar.close()
-    if result.stopped in STOPPED_BY.values():
+            distributed.teardown(run.world)
+    if result.stopped in STOPPED_BY.values() and run.world.is_main:
         where = f"; saved {run.path} — continue with resume=True (--resume)" if run.path is not None else ""
         tqdm.write(f"{result.stopped.capitalize()} at step {run.step}{where}")
     elif callback is not None:
@@ -358,38 +383,16 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
 def _stop(result: TrainResult, run: Run, stopped: str | None, rng: dict) -> None:
     """Bring `result` up to date (metrics, step, why it stopped: None at a mid-run checkpoint); with an out_dir,
-    write ckpt.pt (with the RNG states `rng`) and metrics.json, each atomically."""
+    rank 0 writes ckpt.pt (with the RNG states `rng`, alike on every rank) and metrics.json, each atomically."""
     result.metrics = metrics_of(run, stopped)
     result.stopped, result.step = stopped, run.step
-    if run.path is not None:
+    if run.path is not None and run.world.is_main:
         save_checkpoint(run.path, model=run.model, optimizer=run.optimizer, scaler=run.scaler, config=run.config,
                         vocab=run.vocab, corpus_sha256=run.corpus_sha256, step=run.step, rng=rng,
                         history=run.history, elapsed=run.elapsed, tokens=run.tokens)
         run.saved_step = run.step
         text = json.dumps(result.metrics, indent=2) + "\n"
         write_atomically(run.path.parent / METRICS, lambda tmp: Path(tmp).write_text(text))
-
-
-class ProgressBar:
-    """A tqdm bar over the steps, or over the seconds when a time budget is set (then the clock usually ends the
-    run), showing the step, the latest training loss and the latest validation loss and bits per char."""
-
-    def __init__(self, config: TrainConfig, step: int, elapsed: float):
-        self.by_time = config.minutes is not None
-        total = round(60 * config.minutes) if self.by_time else config.max_steps
-        self.bar = tqdm(total=total, initial=min(round(elapsed), total) if self.by_time else step,
-                        desc=config.label, unit="s" if self.by_time else "step", disable=not config.progress,
-                        dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} {unit} [{elapsed}{postfix}]")
-
-    def show(self, step, elapsed, history, done=False):
-        last = history["evals"][-1] if history["evals"] else None
-        self.bar.set_postfix({"step": step, "loss": f"{history['loss'][-1]:.3f}" if history["loss"] else "-",
-                              "val": f"{last['val_loss']:.3f}" if last else "-",
-                              "bits/char": f"{last['val_bpc']:.3f}" if last else "-"}, refresh=False)
-        position = min(elapsed, self.bar.total) if self.by_time else step
-        if done and self.by_time and elapsed >= self.bar.total:
-            position = self.bar.total
-        self.bar.update(position - self.bar.n)
 
 
 def main(argv=None) -> int:

@@ -80,6 +80,8 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
     ({"min_lr": 1.0}, ValueError, "min_lr: expected 0 <= min_lr <= lr=0.002, got 1.0"),
     ({"minutes": -1}, ValueError, "minutes: expected a number > 0, or None for no limit, got -1"),
     ({"batch_size": 0}, ValueError, "batch_size: expected a positive int, got 0"),
+    ({"grad_accum": 0}, ValueError, "grad_accum: expected a positive int, got 0"),
+    ({"grad_accum": 2.0}, TypeError, "grad_accum: expected a positive int, got 2.0 of type float"),
     # a wrong type is a TypeError (bool included: True is not a count); a wrong value of the right type, ValueError
     ({"k": "32"}, TypeError, "k: expected a positive int, got '32' of type str"),
     ({"max_steps": True}, TypeError, "max_steps: expected a positive int, got True of type bool"),
@@ -188,6 +190,20 @@ def test_loss_falls_and_metrics_are_written(text_file, tmp_path):
     assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / math.log(2))
     assert metrics == result.metrics
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["ckpt.pt", "metrics.json"]  # no temp files
+
+
+def test_gradient_accumulation_equals_the_larger_batch(text_file, tmp_path):
+    """grad_accum=2 micro-batches of 2 windows train as one batch of 4 (issue 13 §4): the same windows, each
+    micro-batch's loss scaled by 1/2, so the same gradients up to float rounding; the flag comes from the field."""
+    config, _ = cli.config_from_args(cli.parse_args(["--grad-accum", "2"]))
+    assert config.grad_accum == 2
+    big = T.train(tiny(text_file, batch_size=4, max_steps=4))
+    accumulated = T.train(tiny(text_file, batch_size=2, grad_accum=2, max_steps=4, out_dir=str(tmp_path / "run")))
+    torch.testing.assert_close(torch.tensor(accumulated.history["loss"]), torch.tensor(big.history["loss"]))
+    for name, weight in big.model.state_dict().items():
+        torch.testing.assert_close(accumulated.model.state_dict()[name], weight, msg=name)
+    assert not same_weights(big.model, T.train(tiny(text_file, batch_size=2, max_steps=4)).model)   # not a no-op
+    assert accumulated.metrics["steps"] == 4 and read_checkpoint(tmp_path / "run")["tokens"] == 4 * 4 * 16
 
 
 def test_time_budget_stops_training(text_file):
