@@ -90,3 +90,14 @@ def test_each_module_reads_in_one_sitting(name):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.name}: {lines} lines; split it by idea (aim under ~400)"
     assert ast.get_docstring(ast.parse(path.read_text())), f"{path.name}: no module docstring saying what it is"
+
+
+def test_readme_package_tour_lists_every_module_by_its_docstring():
+    # README's tour is the module docstrings' first paragraphs; adding, renaming or re-describing a module
+    # without updating the tour fails here.
+    readme = (PACKAGE.parent / "README.md").read_text()
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        first = ast.get_docstring(ast.parse(path.read_text())).split("\n\n")[0].replace("\n", " ").strip()
+        assert f"| `{path.stem}` | {first} |" in readme, f"README's package tour: no row for {path.stem} saying {first!r}"
