@@ -228,12 +228,6 @@ def test_the_stack_checks_its_input(options):
            torch.randn(1, 8, 32), mask=torch.ones(1, 7, dtype=torch.bool))
 
 
-def test_full_attention_reads_at_most_seq_len_positions_like_the_others():
-    lm = le.LinformerLM(10, 32, 64, 1, heads=4, attention="full")
-    raises(ValueError, "x: length 65 is longer than seq_len=64; pass at most 64 positions or build the model "
-           "with a larger seq_len", lm, torch.zeros(1, 65, dtype=torch.long))
-
-
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int8])
 def test_token_ids_of_a_dtype_the_embedding_refuses(dtype):
     # the reference refuses them too (nn.Embedding takes int64 and int32 only): named here
