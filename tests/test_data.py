@@ -134,6 +134,16 @@ def test_local_text_file(tmp_path):
     assert load_corpus(str(path)) == load_corpus(path)
 
 
+def test_a_byte_order_mark_is_no_character_of_the_corpus(tmp_path):
+    # Windows editors start UTF-8 files with U+FEFF (bytes EF BB BF): it became a vocabulary character
+    # (issue 12, item 10). Only the leading mark goes: inside the text, U+FEFF is text.
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffab\ufeff".encode("utf-8"))
+    assert load_corpus(path) == "ab\ufeff"
+    path.write_bytes("\ufeffab".encode("utf-8"))
+    assert CharVocab(load_corpus(path)).chars == "ab"
+
+
 def test_local_file_errors(tmp_path):
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("café".encode("latin-1"))
