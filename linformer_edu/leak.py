@@ -88,7 +88,8 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
     if check_type("seq_len", seq_len, int, allowed) < 2:
         raise ValueError(f"seq_len: expected {allowed}, got {seq_len!r}")
     if positions is None:
-        positions = sorted({0, seq_len // 4, seq_len // 2, (3 * seq_len) // 4, seq_len - 2})
+        spread = (0, seq_len // 4, seq_len // 2, (3 * seq_len) // 4, seq_len - 2)
+        positions = sorted({min(t, seq_len - 2) for t in spread})   # short sequences: no cut past seq_len - 2
     allowed = f"cut points in [0, seq_len - 2] = [0, {seq_len - 2}], so that some future follows each"
     if isinstance(positions, (str, bytes)) or not hasattr(positions, "__iter__"):
         raise TypeError(f"positions: expected a list of {allowed}, got {positions!r}")

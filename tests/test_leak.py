@@ -193,6 +193,14 @@ def test_bad_arguments(kwargs, error, message):
     assert type(err.value) is error and str(err.value) == message
 
 
+@pytest.mark.parametrize("seq_len, positions", [(2, [0]), (3, [0, 1]), (4, [0, 1, 2]), (5, [0, 1, 2, 3])])
+def test_the_default_cut_points_fit_short_sequences(seq_len, positions):
+    # found by tests/test_properties.py: up to seq_len=4 the default cut points included seq_len - 1 and were refused
+    report = leaks_future(TinyCausalLM(), seq_len)
+    assert report.positions == positions and not report.leaks
+    assert leaks_future(ReverseCumsum(), seq_len).leaks
+
+
 def test_an_empty_positions_list_is_refused_even_for_a_leaking_model():
     with pytest.raises(ValueError, match="^positions: expected at least one"):
         leaks_future(ReverseCumsum(), 10, positions=[])
