@@ -230,7 +230,7 @@ class CharVocab:
         if unknown:
             shown = ", ".join(repr(c) for c in unknown[:20])
             more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
-            raise ValueError(f"{what} contains characters not in the vocabulary: {shown}{more}; "
+            raise ValueError(f"{what}: got characters not in the vocabulary: {shown}{more}; "
                              f"the vocabulary has {len(self)} characters: {self.chars!r}")
         return torch.tensor([self.stoi[c] for c in text], dtype=torch.long)  # (n,)
 

@@ -45,11 +45,11 @@ def test_vocab_round_trip():
 def test_vocab_unknown_characters_are_listed():
     vocab = CharVocab("abc")
     with pytest.raises(ValueError, match=exactly(
-            "prompt contains characters not in the vocabulary: 'é', '€'; "
+            "prompt: got characters not in the vocabulary: 'é', '€'; "
             "the vocabulary has 3 characters: 'abc'")):
         vocab.encode("a€béa", what="prompt")
     with pytest.raises(ValueError, match=exactly(
-            "text contains characters not in the vocabulary: '\\n', 'd'; the vocabulary has 3 characters: 'abc'")):
+            "text: got characters not in the vocabulary: '\\n', 'd'; the vocabulary has 3 characters: 'abc'")):
         vocab.encode("ad\n")
 
 
