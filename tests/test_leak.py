@@ -182,6 +182,8 @@ def test_mode_is_restored_and_probe_is_deterministic():
      "[0, 8], so that some future follows each, got 2.5 of type float"),
     (dict(seq_len=10, batch=0), ValueError, "batch: expected a positive int, got 0"),   # was torch's error
     (dict(seq_len=10, tolerance=-1), ValueError, "tolerance: expected a number >= 0, got -1"),
+    (dict(seq_len=10, num_tokens="5"), TypeError, "num_tokens: expected a positive int, got '5' of type str"),
+    (dict(seq_len=10, dim=0), ValueError, "dim: expected a positive int, got 0"),
     (dict(seq_len=10.0), TypeError, "seq_len: expected an int >= 2 (a future needs two positions), got 10.0 of "
                                     "type float"),
     (dict(seq_len=10, num_tokens=5, dim=3), ValueError, "num_tokens, dim: give num_tokens (token model) or dim "
@@ -205,6 +207,16 @@ def test_an_empty_positions_list_is_refused_even_for_a_leaking_model():
     with pytest.raises(ValueError, match="^positions: expected at least one"):
         leaks_future(ReverseCumsum(), 10, positions=[])
     assert leaks_future(ReverseCumsum(), 10, positions=range(0, 9, 4)).leaks   # any iterable of ints will do
+
+
+def test_a_one_token_vocabulary_leaves_nothing_to_change():
+    # found by tests/test_properties.py: torch.randint(1, 1) failed inside the probe
+    with pytest.raises(ValueError) as err:
+        leaks_future(TinyCausalLM(num_tokens=1), 10)
+    assert str(err.value) == "model: a vocabulary of 1 token id leaves no later token to change; the leak test " \
+                             "needs at least 2"
+    with pytest.raises(ValueError, match="^num_tokens: a vocabulary of 1 token id"):
+        leaks_future(TinyCausalLM(), 10, num_tokens=1)
 
 
 def test_model_of_unknown_input_kind():
