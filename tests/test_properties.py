@@ -111,12 +111,41 @@ def layer_options(draw, stack, lm=False):
 def inputs(draw, batch_size, seq_len):
     """(n, mask, train): a length n (sometimes one too long), a padding mask or None, and the mode."""
     n = draw(st.integers(0, seq_len + 1 if draw(st.integers(0, 9)) == 0 else seq_len))
-    mask = None
-    if draw(st.booleans()):
-        rows = draw(st.lists(st.lists(st.booleans(), min_size=n, max_size=n), min_size=batch_size,
-                             max_size=batch_size))
-        mask = torch.tensor(rows, dtype=torch.bool).reshape(batch_size, n)   # may hold all-padding rows
-    return n, mask, draw(st.booleans())
+    return n, draw(padding_masks(batch_size, n)), draw(st.booleans())
+
+
+@st.composite
+def padding_masks(draw, batch_size, n):
+    """None, or a (batch, n) keep-mask: random, with an all-padding first row, or with left padding (under causal
+    attention a left-padded position sees no key)."""
+    kind = draw(st.sampled_from(["none", "random", "all padding", "left padding"]))
+    if kind == "none":
+        return None
+    mask = torch.ones(batch_size, n, dtype=torch.bool)
+    if kind == "random":
+        mask = torch.tensor(draw(st.lists(st.booleans(), min_size=batch_size * n, max_size=batch_size * n)),
+                            dtype=torch.bool).reshape(batch_size, n)
+    else:
+        mask[:1, :n if kind == "all padding" else draw(st.integers(0, n))] = False
+    return mask
+
+
+@given(shape=st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 5), st.integers(1, 4)),
+       causal=st.booleans(), p=st.sampled_from([0.0, 0.3]), fast=st.booleans(), exact_dropout=st.booleans(),
+       train=st.booleans(), data=st.data())
+def test_attend(shape, causal, p, fast, exact_dropout, train, data):
+    b, h, n, d = shape
+    mask = data.draw(padding_masks(b, n))
+    q, k, v = (torch.randn(b, h, n, d, requires_grad=True) for _ in range(3))
+    keep = None if mask is None else mask[:, None, None, :]                                # (b, 1, 1, n)
+    out = le.attend(q, k, v, mask=keep, causal=causal, dropout=torch.nn.Dropout(p).train(train), fast=fast,
+                    exact_dropout=exact_dropout)
+    assert out.shape == (b, h, n, d) and torch.isfinite(out).all()
+    seen = torch.ones(b, 1, n, n, dtype=torch.bool) if keep is None else keep.expand(b, 1, n, n)
+    seen = seen.tril() if causal else seen                                                # (b, 1, n, n)
+    assert out.masked_select(~seen.any(-1, keepdim=True)).eq(0).all()   # a query that sees no key: 0
+    out.square().sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
 
 
 def check_outputs(model, out, shape, mask, train):
