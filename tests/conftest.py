@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 
 # Property tests (tests/test_properties.py). "ci": bounded and derandomized, so every run and machine draws the same
 # examples; "long": many random examples for a local hunt (HYPOTHESIS_PROFILE=long).
-settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True, database=None,
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
