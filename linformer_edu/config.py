@@ -13,10 +13,12 @@ Objectives:
 """
 import dataclasses
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ._checks import check_choice, check_count, check_heads, check_number, check_positive_int
-from .data import CharVocab
+from .data import CharVocab, corpus_names
 from .device import parse_device
 from .linformer import LinformerLM
 
@@ -24,45 +26,60 @@ MODELS = ("linformer", "full")
 OBJECTIVES = ("next", "mlm")
 
 
+def setting(default, help: str, **cli):
+    """A TrainConfig field: its default, and what `linformer_edu.cli` makes its flag from. help: one line for
+    --help; cli: flags=(other names, e.g. today's short ones), choices, metavar, none=the word that means None."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run. Start from `preset("cpu")` or `preset("gpu")` and change fields."""
+    """Everything that defines a training run. Start from `preset("cpu")` or `preset("gpu")` and change fields.
+
+    Each field's help text is kept beside it, and the command line has one flag per field, made from them.
+    """
     # data
-    corpus: str = "pydoc"            # a corpus name (linformer_edu.data.corpus_names()) or a text file's path
-    data_dir: str = "data"           # where downloaded corpora are kept
-    val_fraction: float = 0.1        # the last 10% of the text is the validation set
+    corpus: str = setting("pydoc", f"a corpus name ({', '.join(corpus_names())}) or a UTF-8 text file's path",
+                          flags=("--text",), metavar="NAME_OR_FILE")
+    data_dir: str = setting("data", "where downloaded corpora are kept", metavar="DIR")
+    val_fraction: float = setting(0.1, "the last part of the text kept for validation, as a fraction")
     # model: LinformerLM(len(vocab), dim, seq_len, depth, k=k, heads=heads, attention=model, causal=causal)
-    model: str = "linformer"         # "linformer" or "full" (softmax attention, the baseline)
-    k: int = 32                      # projected length (Linformer only)
-    dim: int = 128
-    depth: int = 4
-    heads: int = 4
-    seq_len: int = 128               # characters of context = training window
-    dropout: float = 0.0
-    objective: str = "next"          # "next" character, or "mlm" (masked characters, the paper's objective)
-    causal: bool | None = None       # None: causal for "next", bidirectional for "mlm"
-    allow_leaky: bool = False        # let a bidirectional model train on "next" (notebook 08's demonstration)
+    model: str = setting("linformer", "linformer, or full softmax attention (the baseline)", choices=MODELS)
+    k: int = setting(32, "projected length of the Linformer (linformer only)")
+    dim: int = setting(128, "model width")
+    depth: int = setting(4, "number of layers")
+    heads: int = setting(4, "attention heads; they must divide dim")
+    seq_len: int = setting(128, "characters of context = the training window")
+    dropout: float = setting(0.0, "dropout probability")
+    objective: str = setting("next", "next character, or mlm (masked characters, the paper's objective)",
+                             choices=OBJECTIVES)
+    causal: bool | None = setting(None, "causal attention; unset: causal for next, bidirectional for mlm")
+    allow_leaky: bool = setting(False, "let a bidirectional model train on next-character prediction: it reads "
+                                       "the future, so its loss means nothing (notebook 08's demonstration); on "
+                                       "the command line it also makes the model bidirectional")
     # optimisation: AdamW, linear warmup, cosine decay to min_lr, gradient clipping
-    batch_size: int = 16
-    lr: float = 2e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    beta2: float = 0.99
-    grad_clip: float = 1.0           # max gradient norm; 0 turns clipping off
+    batch_size: int = setting(16, "windows of text per step")
+    lr: float = setting(2e-3, "peak learning rate (AdamW)")
+    min_lr: float = setting(1e-4, "learning rate at the end of the cosine decay")
+    warmup_steps: int = setting(100, "steps of linear warmup")
+    weight_decay: float = setting(0.1, "AdamW weight decay on matrices (none on biases and norms)")
+    beta2: float = setting(0.99, "AdamW's beta2")
+    grad_clip: float = setting(1.0, "maximum gradient norm; 0 turns clipping off")
     # budget: whichever comes first
-    max_steps: int = 2000
-    minutes: float | None = None     # wall-clock budget (training + evaluation), None = no limit
+    max_steps: int = setting(2000, "maximum number of steps", flags=("--steps",))
+    minutes: float | None = setting(None, "wall-clock budget in minutes (training + evaluation); 0 = no limit",
+                                    none="0")
     # evaluation
-    eval_interval: int = 250         # steps between validation losses (and checkpoints)
-    eval_iters: int = 20             # batches per validation estimate
+    eval_interval: int = setting(250, "steps between validation losses (and checkpoints)")
+    eval_iters: int = setting(20, "batches per validation estimate")
     # system
-    device: str = "auto"             # "auto" = CUDA, then MPS, then CPU; or "cpu", "cuda", "cuda:1", "mps"
-    amp: bool = True                 # mixed precision on CUDA (see device.amp_settings); ignored elsewhere
-    compile: bool = False            # torch.compile the model (minutes of compiling: worth it for long runs)
-    seed: int = 0
-    progress: bool = True            # show a tqdm progress bar
-    out_dir: str | None = None       # where ckpt.pt and metrics.json go; None = keep nothing on disk
+    device: str = setting("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    amp: bool = setting(True, "mixed precision on CUDA (see device.amp_settings); ignored elsewhere")
+    compile: bool = setting(False, "torch.compile the model (minutes of compiling: worth it for long runs)")
+    seed: int = setting(0, "seeds the model's initialisation and the batches")
+    progress: bool = setting(True, "show a tqdm progress bar")
+    out_dir: str | None = setting(None, "where ckpt.pt and metrics.json go; unset: nothing is written (the "
+                                        "command line's default is runs/RUN_NAME)", flags=("--out",), metavar="DIR")
 
     def __post_init__(self):
         for name in ("corpus", "data_dir", "device"):
@@ -104,6 +121,15 @@ class TrainConfig:
             raise TypeError(f"out_dir: expected a path or None, got {self.out_dir!r}")
         if self.out_dir is not None:
             self.out_dir = os.fspath(self.out_dir)
+
+    @property
+    def run_name(self) -> str:
+        """A folder name that tells configurations apart, 'linformer-next-pydoc-d128-L4-n128-k32': model,
+        objective ('leaky' for a bidirectional next-character model), corpus, width, depth, length[, k]."""
+        objective = "leaky" if self.objective == "next" and not self.causal else self.objective
+        corpus = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.corpus).stem).strip("._") or "text"
+        k = f"-k{self.k}" if self.model == "linformer" else ""
+        return f"{self.model}-{objective}-{corpus}-d{self.dim}-L{self.depth}-n{self.seq_len}{k}"
 
     @property
     def label(self) -> str:

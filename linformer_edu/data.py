@@ -23,6 +23,7 @@ right, so an interrupted or corrupted download never leaves a file that looks fi
 import hashlib
 import http.client
 import os
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_number, check_positive_int, check_type
-from ._files import temp_file_beside
+from ._files import create_new, temp_path_beside
+from ._signals import SigtermRaises
 
 # ----------------------------------------------------------------------------------------------------------------
 # Corpora: text by name, or from a file
@@ -80,18 +82,23 @@ def sha256_of(path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest, sha256: str, *, timeout: float = 60.0, progress: bool = True) -> Path:
+def download(url: str, dest, sha256: str, *, timeout: float = 60.0, deadline: float = 600.0,
+             progress: bool = True) -> Path:
     """Fetch `url` into `dest` unless a file with the right SHA-256 is already there; return `dest` as a Path.
 
     The bytes go to a temporary file in dest's folder, are hashed as they arrive, and are renamed onto `dest`
     (`os.replace`, atomic) only if the hash matches; otherwise the temporary file is deleted and a ValueError says
-    what was expected and what arrived. A network or server error deletes it too and raises OSError.
-    An existing `dest` with the wrong checksum is never overwritten: it may be someone's own file, so the error
-    says to delete it to download again.
+    what was expected and what arrived. A network or server error deletes it too and raises OSError, and so does
+    a download still unfinished after `deadline` seconds (`timeout` bounds each wait for the server, so a server
+    that trickles bytes is stopped by the deadline: checked between reads, it is passed by at most one wait).
+    Ctrl-C and SIGTERM delete it as well. An existing `dest` with the wrong checksum is never overwritten: it may
+    be someone's own file, so the error says to delete it to download again.
     """
     sha256 = str(sha256).lower()
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise ValueError(f"sha256: expected 64 hexadecimal digits, got {sha256!r}")
+    check_number("timeout", timeout, low=0, low_open=True)
+    check_number("deadline", deadline, low=0, low_open=True)
     dest = Path(dest)
     if dest.exists():
         got = sha256_of(dest)
@@ -101,35 +108,38 @@ def download(url: str, dest, sha256: str, *, timeout: float = 60.0, progress: bo
                          f"delete it to download it again from {url}")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_beside(dest, ".part")   # mode 0o666 less the umask, as a plain open() would give
-    digest, received = hashlib.sha256(), 0
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-                      disable=not progress) as bar:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            if total is not None and received != total:
-                raise OSError(f"the connection closed after {received} of {total} bytes")
-            out.flush()
-            os.fsync(out.fileno())   # the bytes are on disk before the rename makes the file look finished
-    except (OSError, http.client.HTTPException) as err:  # HTTP errors, refused connections, cut-off transfers
-        tmp.unlink(missing_ok=True)
-        raise OSError(f"downloading {url} failed ({err}); nothing was written to {dest}") from err
-    except BaseException:  # Ctrl-C included: never leave a partial file behind
-        tmp.unlink(missing_ok=True)
-        raise
-
-    got = digest.hexdigest()
-    if got != sha256:
-        tmp.unlink()
-        raise ValueError(f"SHA-256 mismatch for {url}: expected {sha256}, got {got}; "
-                         f"the downloaded file was deleted and {dest} was not written")
-    os.replace(tmp, dest)
+    tmp = temp_path_beside(dest, ".part")   # named before it exists, so every way out below can remove it
+    digest, received, start = hashlib.sha256(), 0, time.monotonic()
+    with SigtermRaises():   # SIGTERM raises here, so the except clauses below run and remove the file
+        try:
+            with os.fdopen(create_new(tmp), "wb") as out, \
+                    urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
+                          disable=not progress) as bar:
+                    while chunk := response.read1(1 << 16):   # what has arrived, up to 64 KiB: one wait at most
+                        out.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                        if time.monotonic() - start > deadline:
+                            raise TimeoutError(f"the {deadline:g} s deadline passed with {received}"
+                                               f"{f' of {total}' if total else ''} bytes received")
+                if total is not None and received != total:
+                    raise OSError(f"the connection closed after {received} of {total} bytes")
+                out.flush()
+                os.fsync(out.fileno())   # the bytes are on disk before the rename makes the file look finished
+            got = digest.hexdigest()
+            if got != sha256:
+                raise ValueError(f"SHA-256 mismatch for {url}: expected {sha256}, got {got}; "
+                                 f"the downloaded file was deleted and {dest} was not written")
+            os.replace(tmp, dest)
+        except (OSError, http.client.HTTPException) as err:  # HTTP errors, refused connections, cut-off transfers
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"downloading {url} failed ({err}); nothing was written to {dest}") from err
+        except BaseException:  # a wrong checksum, Ctrl-C and SIGTERM included: never leave a partial file behind
+            tmp.unlink(missing_ok=True)
+            raise
     return dest
 
 

@@ -1,7 +1,7 @@
 """Where a model runs and in what precision: the device to pick, and the mixed-precision settings for it.
 
     device = pick_device()                      # CUDA if there is one, then Apple's MPS, then the CPU
-    amp = amp_settings(device.type)             # AmpSettings(dtype=None, use_scaler=False) on CPU and MPS
+    amp = amp_settings(device)                  # AmpSettings(dtype=None, use_scaler=False) on CPU and MPS
 """
 from typing import NamedTuple
 
@@ -42,15 +42,27 @@ class AmpSettings(NamedTuple):
     use_scaler: bool
 
 
-def amp_settings(device_type: str, bf16_supported: bool | None = None, enabled: bool = True) -> AmpSettings:
-    """Mixed precision for a device: bf16 on CUDA GPUs that support it (Ampere and later), else fp16 with a
-    GradScaler (a T4: fast fp16, no fast bf16; fp16's small range needs the loss scaled up so small gradients do
-    not underflow to zero). CPU and MPS train in float32.
+def native_bf16(device: torch.device | str = "cuda") -> bool:
+    """Whether a CUDA GPU computes in bf16 natively: compute capability 8.0 (Ampere) and later.
 
-    bf16_supported: None asks `torch.cuda.is_bf16_supported()`; pass True/False to decide for another GPU.
+    Not `torch.cuda.is_bf16_supported()`: by default (`including_emulation=True`) it says True on a T4 (7.5), where
+    bf16 is only emulated and slow, and torch before PR #148322 has no argument to ask otherwise.
     """
-    if not enabled or device_type != "cuda":
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def amp_settings(device: torch.device | str, enabled: bool = True) -> AmpSettings:
+    """Mixed precision for a device: bf16 on CUDA GPUs that compute it natively (Ampere and later), else fp16 with
+    a GradScaler (a T4: fast fp16, only emulated bf16; fp16's small range needs the loss scaled up so small
+    gradients do not underflow to zero). CPU and MPS train in float32.
+
+    device: the torch.device the model runs on (or its name: 'cuda' is the current GPU, 'cuda:1' another one).
+    """
+    device = parse_device(device) if isinstance(device, str) else device
+    if not isinstance(device, torch.device):
+        raise TypeError(f"device: expected a torch.device or a name such as 'cuda', got {device!r} of type "
+                        f"{type(device).__name__}")
+    if not enabled or device.type != "cuda":
         return AmpSettings(None, False)
-    if bf16_supported is None:
-        bf16_supported = torch.cuda.is_bf16_supported()
-    return AmpSettings(torch.bfloat16, False) if bf16_supported else AmpSettings(torch.float16, True)
+    pick_device(str(device))   # a ValueError where this PyTorch sees no CUDA GPU: there is no capability to ask
+    return AmpSettings(torch.bfloat16, False) if native_bf16(device) else AmpSettings(torch.float16, True)

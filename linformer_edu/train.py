@@ -1,13 +1,8 @@
-"""Train a tiny character-level language model: the loop, one small step at a time, and its command line.
+"""Train a tiny character-level language model: the loop, one small step at a time.
 
-    config = preset("cpu", model="linformer", k=32)       # a TrainConfig; preset("gpu") is sized for a Colab T4
+    config = preset("cpu", model="linformer", k=32, out_dir="runs/lin32")   # preset("gpu") is sized for a Colab T4
     result = train(config)                                 # -> TrainResult: model, vocab, history, metrics
-    model, vocab, config = load_checkpoint("runs/cpu-linformer-k32/ckpt.pt")
-
-or from a shell (writes DIR/ckpt.pt and DIR/metrics.json):
-
-    python -m linformer_edu.train --preset cpu --model linformer --k 32 --minutes 2 --out runs/lin32
-    python -m linformer_edu.train --out runs/lin32 --resume --minutes 4          # continue where it stopped
+    model, vocab, config = load_checkpoint("runs/lin32")   # or from a shell: python -m linformer_edu.train --help
 
 One training step, as the notebook builds it by hand (`train_step` does exactly this, in this order):
 
@@ -20,16 +15,15 @@ Around it: a validation loss every `eval_interval` steps (on the same fixed wind
 models compare fairly), a checkpoint then too when there is an out_dir, a `tqdm` progress bar, an optional callback
 (`LiveLossPlot` redraws the curves in a notebook), and a stop at `max_steps` or when the `minutes` run out, whichever
 comes first (under a time budget the cosine decay follows the clock). Resuming continues *exactly*: N steps, resume,
-N more give the weights of 2N in one go (under a step budget: a clock never repeats). Ctrl-C stops at once, saves
-and returns what was trained so far; a NaN loss raises `NonFiniteLossError` and keeps the last good checkpoint.
-The settings (`config`), checkpoints (`checkpoint`), device and mixed precision (`device`) and the live plot
-(`plots`) live beside this module, and are importable from it as well.
+N more give the weights of 2N in one go (under a step budget: a clock never repeats). A run already in out_dir is
+continued (resume) or replaced (overwrite), never silently written over. Ctrl-C, Jupyter's interrupt and SIGTERM
+let the running step finish, then save and return: a stop never lands inside a step. A NaN loss raises
+`NonFiniteLossError` and keeps the last good checkpoint. The settings (`config`), checkpoints (`checkpoint`), device
+(`device`) and live plot (`plots`) live beside this module and are importable from it; the command line is `cli`.
 """
-import argparse
-import dataclasses
 import json
 import math
-import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,20 +33,20 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import mlm
+from . import cli, mlm
 from ._files import write_atomically
+from ._signals import StopSignals, Terminated
 from ._state import eval_mode
-from .data import CharVocab, corpus_names, get_batch, load_corpus, split
-from .sample import generate
+from .data import CharVocab, get_batch, load_corpus, split
 # The pieces that live beside the loop, re-exported: `from linformer_edu.train import preset, load_checkpoint` works.
-from .checkpoint import (CHECKPOINT, FIXED_ON_RESUME, FORMAT, VERSION, CheckpointError, capture_rng,  # noqa: F401
-                         check_resumable, load_checkpoint, load_weights, read_checkpoint, restore_rng,
-                         save_checkpoint)
+from .checkpoint import (CHECKPOINT, FIXED_ON_RESUME, FORMAT, METRICS, VERSION, CheckpointError,  # noqa: F401
+                         capture_rng, check_resumable, check_run_folder, load_checkpoint, load_weights,
+                         read_checkpoint, restore_rng, save_checkpoint, text_sha256)
 from .config import MODELS, OBJECTIVES, PRESETS, TrainConfig, build_model, num_tokens_for, preset  # noqa: F401
 from .device import AmpSettings, amp_settings, pick_device  # noqa: F401
 from .plots import LiveLossPlot  # noqa: F401
 
-METRICS = "metrics.json"
+STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}   # TrainResult.stopped, per signal
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -115,6 +109,7 @@ class Run:
     device: torch.device
     amp: AmpSettings
     vocab: CharVocab
+    corpus_sha256: str               # the SHA-256 of the text: how a checkpoint knows which text it continues
     train_ids: torch.Tensor          # (N_train,) character ids, on the device
     val_ids: torch.Tensor            # (N_val,)
     collator: mlm.MaskingCollator | None
@@ -130,6 +125,8 @@ class Run:
     tokens: int = 0                  # characters trained on, over every resume
     train_seconds: float = 0.0       # seconds in training steps since this call started (for tokens per second)
     tokens_now: int = 0              # characters trained on since this call started
+    saved_step: int | None = None    # the step of this run's checkpoint in `path` (resumed or written), if any
+    stop: StopSignals = field(default_factory=StopSignals)   # Ctrl-C / SIGTERM: `train` installs it
 
 
 def start_run(config: TrainConfig, resume: bool = False) -> Run:
@@ -139,11 +136,11 @@ def start_run(config: TrainConfig, resume: bool = False) -> Run:
     build the model, then draw training batches from torch.Generator().manual_seed(seed).
     """
     device = pick_device(config.device)   # a named CUDA or MPS device that is not there is a ValueError
-    amp = amp_settings(device.type, enabled=config.amp)
+    amp = amp_settings(device, enabled=config.amp)
 
     # data: text -> vocabulary -> ids -> split, kept on the training device
     text = load_corpus(config.corpus, config.data_dir, progress=config.progress)
-    vocab = CharVocab(text)
+    vocab, corpus_sha256 = CharVocab(text), text_sha256(text)
     train_ids, val_ids = (ids.to(device) for ids in split(vocab.encode(text), config.val_fraction))
     if config.seq_len >= min(len(train_ids), len(val_ids)):
         raise ValueError(f"seq_len: {config.seq_len} does not fit the corpus: {len(train_ids)} training and "
@@ -160,10 +157,8 @@ def start_run(config: TrainConfig, resume: bool = False) -> Run:
 
     path = None if config.out_dir is None else Path(config.out_dir) / CHECKPOINT
     if resume:
-        if not path.is_file():
-            raise FileNotFoundError(f"resume: no checkpoint at {path}; train once without resume first")
         state = read_checkpoint(path)
-        check_resumable(state, config, vocab)
+        check_resumable(state, config, vocab, corpus_sha256)
         load_weights(model, state["model"], path)
         optimizer.load_state_dict(state["optimizer"])
         if state["scaler"] and amp.use_scaler:
@@ -172,8 +167,9 @@ def start_run(config: TrainConfig, resume: bool = False) -> Run:
         step, elapsed, tokens, history = state["step"], state["elapsed"], state["tokens"], state["history"]
 
     step_model = torch.compile(model) if config.compile else model
-    return Run(config, device, amp, vocab, train_ids, val_ids, collator, model, step_model, optimizer, scaler,
-               batches, path, history, step, elapsed, tokens)
+    return Run(config, device, amp, vocab, corpus_sha256, train_ids, val_ids, collator, model, step_model,
+               optimizer, scaler, batches, path, history, step, elapsed, tokens,
+               saved_step=step if resume else None)
 
 
 def evaluate(run: Run) -> dict:
@@ -184,10 +180,10 @@ def evaluate(run: Run) -> dict:
     trn = estimate_loss(run.step_model, run.train_ids, config, run.device, run.amp, seed=config.seed + 2,
                         collator=run.collator)
     if not math.isfinite(val):
-        raise NonFiniteLossError(f"the validation loss is {val} at step {run.step}: {_nan_advice(run.path)}")
+        raise NonFiniteLossError(f"the validation loss is {val} at step {run.step}: {_nan_advice(run)}")
     if not math.isfinite(trn):
         raise NonFiniteLossError(f"the training loss, estimated on {config.eval_iters} batches, is {trn} at "
-                                 f"step {run.step}: {_nan_advice(run.path)}")
+                                 f"step {run.step}: {_nan_advice(run)}")
     return {"step": run.step, "seconds": round(run.elapsed, 3), "train_loss": trn, "val_loss": val,
             "val_bpc": val / math.log(2)}
 
@@ -208,11 +204,12 @@ def train_step(run: Run, lr: float) -> float:
     loss_value = loss.item()
     if not math.isfinite(loss_value):
         raise NonFiniteLossError(f"the training loss is {loss_value} at step {run.step} (lr {lr:.3g}): "
-                                 f"{_nan_advice(run.path)}")
+                                 f"{_nan_advice(run)}")
     scaler.scale(loss).backward()
     if config.grad_clip:
         scaler.unscale_(optimizer)   # clip the true gradients, not the scaled ones
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+    run.stop.shielded = True         # from here the weights change: Ctrl-C waits until `train` has counted the step
     scaler.step(optimizer)           # skipped by the scaler when fp16 gradients overflowed
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
@@ -232,8 +229,8 @@ def metrics_of(run: Run, stopped: str | None) -> dict:
     }
 
 
-def _nan_advice(path):
-    kept = f"the last good checkpoint, {path}, was kept" if path is not None and path.is_file() \
+def _nan_advice(run):
+    kept = f"the last good checkpoint, {run.path}, was kept" if run.saved_step is not None \
         else "no checkpoint was written"
     return (f"training stopped and {kept}. Try a lower learning rate (lr), gradient clipping (grad_clip=1.0), "
             f"or float32 (amp=False)")
@@ -248,7 +245,8 @@ class TrainResult:
 
     history: {"loss": [training loss of each step], "seconds": [clock at each step],
               "evals": [{"step", "seconds", "train_loss", "val_loss", "val_bpc"}, ...]}
-    stopped: "steps" or "time" (budget reached), "interrupted" (Ctrl-C), or None while running.
+    stopped: "steps" or "time" (budget reached), "interrupted" (Ctrl-C), "terminated" (SIGTERM), or None while
+             running.
     """
     model: torch.nn.Module
     vocab: CharVocab
@@ -260,71 +258,100 @@ class TrainResult:
     step: int = 0
 
 
-def train(config: TrainConfig, *, resume: bool = False, callback=None) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, callback=None) -> TrainResult:
     """Train the model `config` describes on its corpus and return a `TrainResult`.
 
-    resume:   continue from out_dir/ckpt.pt (the budget, evaluation and device settings may differ; a different
-              model, data or optimizer setting raises CheckpointError).
-    callback: called as callback(result) after every evaluation, e.g. `LiveLossPlot()`.
+    resume:    continue from out_dir/ckpt.pt (the budget, evaluation and device settings may differ; a different
+               model, text or optimizer setting raises CheckpointError).
+    overwrite: replace the run in out_dir. Without resume or overwrite, an out_dir that holds a run (ckpt.pt or
+               metrics.json) is refused with FileExistsError; a folder that cannot be written to, with OSError.
+    callback:  called as callback(result) after every evaluation, e.g. `LiveLossPlot()`.
     The model is built and seeded as `start_run` says, so a hand-written loop that follows it matches.
+
+    Ctrl-C (SIGINT; Jupyter's "interrupt kernel" sends it too) or SIGTERM while it trains: the step that is running
+    finishes, the run is saved (with an out_dir) and returned, stopped "interrupted" or "terminated". A second one
+    stops at once and drops the unfinished step, except inside the weight update, which always finishes; while the
+    text is loaded, before the first step, they stop at once. (Main thread only; the old handlers come back.)
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig (e.g. preset('cpu')), got {type(config).__name__}")
+    for name, value in (("resume", resume), ("overwrite", overwrite)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name}: expected True or False, got {value!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a function of the TrainResult, got {callback!r}")
+    if resume and overwrite:
+        raise ValueError("overwrite: resume=True continues the run in out_dir, overwrite=True replaces it; "
+                         "pass one of them")
     if resume and config.out_dir is None:
         raise ValueError("resume: needs config.out_dir, the folder holding the checkpoint to continue")
-    run = start_run(config, resume)
-    result = TrainResult(run.model, run.vocab, config, run.history, checkpoint=run.path, step=run.step)
-    budget = None if config.minutes is None else 60.0 * config.minutes
-    bar = ProgressBar(config, run.step, run.elapsed)
-    rng_at_step_start = None   # set while a step runs: a step cut off by Ctrl-C is redone from its start
-    start = time.perf_counter() - run.elapsed
-    try:
-        while True:
-            done = run.step >= config.max_steps or (budget is not None and run.elapsed >= budget)
-            if done or run.step % config.eval_interval == 0:
-                row = evaluate(run)
-                if run.history["evals"] and run.history["evals"][-1]["step"] == run.step:
-                    run.history["evals"][-1] = row   # evaluated here before an interruption: replace, don't repeat
-                else:
-                    run.history["evals"].append(row)
-                bar.show(run.step, run.elapsed, run.history, done=done)
-                if done:
-                    stopped = "steps" if run.step >= config.max_steps else "time"
-                    _stop(result, run, stopped, capture_rng(run.batches))
-                    break
-                if run.path is not None and run.step > 0:   # a good checkpoint to fall back on
-                    _stop(result, run, None, capture_rng(run.batches))
-                if callback is not None:
-                    result.step = run.step
-                    callback(result)
+    if config.out_dir is not None:
+        check_run_folder(Path(config.out_dir), resume, overwrite)
 
-            rng_at_step_start = capture_rng(run.batches)
-            progress = run.step / config.max_steps
-            if budget is not None:
-                progress = max(progress, run.elapsed / budget)
-            t0 = time.perf_counter()
-            loss = train_step(run, lr_at(run.step, config, progress))
-            run.step += 1
-            rng_at_step_start = None
-            now = time.perf_counter()
-            run.train_seconds += now - t0
-            run.elapsed = now - start
-            run.tokens += config.batch_size * config.seq_len
-            run.tokens_now += config.batch_size * config.seq_len
-            run.history["loss"].append(loss)
-            run.history["seconds"].append(round(run.elapsed, 3))
-            if run.step % 10 == 0:
-                bar.show(run.step, run.elapsed, run.history)
-    except KeyboardInterrupt:
-        # A step cut off half-way is dropped: its batch is drawn again on resume (RNG from the step's start).
-        _stop(result, run, "interrupted", rng_at_step_start or capture_rng(run.batches))
+    stop = StopSignals()
+    with stop:   # Ctrl-C and SIGTERM stop the set-up at once (nothing to save yet; a download removes its file)
+        run = start_run(config, resume)
+        run.stop = stop
+        result = TrainResult(run.model, run.vocab, config, run.history, checkpoint=run.path, step=run.step)
+        budget = None if config.minutes is None else 60.0 * config.minutes
+        bar = ProgressBar(config, run.step, run.elapsed)
+        rng_at_step_start = None   # set while a step runs: a step cut off before its update is redone from here
+        start = time.perf_counter() - run.elapsed
+        stop.deferring = True      # from here a signal waits for the step to end, and is answered between steps
+        try:
+            while True:
+                done = run.step >= config.max_steps or (budget is not None and run.elapsed >= budget)
+                if done or run.step % config.eval_interval == 0:
+                    row = evaluate(run)
+                    if run.history["evals"] and run.history["evals"][-1]["step"] == run.step:
+                        run.history["evals"][-1] = row   # evaluated here before an interruption: replace it
+                    else:
+                        run.history["evals"].append(row)
+                    bar.show(run.step, run.elapsed, run.history, done=done)
+                    if done:
+                        stopped = "steps" if run.step >= config.max_steps else "time"
+                        _stop(result, run, stopped, capture_rng(run.batches))
+                        break
+                    if run.path is not None and run.step > 0:   # a good checkpoint to fall back on
+                        _stop(result, run, None, capture_rng(run.batches))
+                    if callback is not None:
+                        result.step = run.step
+                        callback(result)
+                if stop.received is not None:   # Ctrl-C or SIGTERM came during the last step or evaluation
+                    _stop(result, run, STOPPED_BY[stop.received], capture_rng(run.batches))
+                    break
+
+                rng_at_step_start = capture_rng(run.batches)
+                progress = run.step / config.max_steps
+                if budget is not None:
+                    progress = max(progress, run.elapsed / budget)
+                t0 = time.perf_counter()
+                loss = train_step(run, lr_at(run.step, config, progress))   # shields itself once weights change
+                run.step += 1
+                now = time.perf_counter()
+                run.train_seconds += now - t0
+                run.elapsed = now - start
+                run.tokens += config.batch_size * config.seq_len
+                run.tokens_now += config.batch_size * config.seq_len
+                run.history["loss"].append(loss)
+                run.history["seconds"].append(round(run.elapsed, 3))
+                rng_at_step_start, stop.shielded = None, False   # the step is whole: updated, counted, logged
+                if run.step % 10 == 0:
+                    bar.show(run.step, run.elapsed, run.history)
+        except (KeyboardInterrupt, Terminated) as interrupt:   # raised, not waited for: a second signal, a hook
+            if stop.shielded:   # inside the weight update: half the weights are new, no state to save is whole
+                kept = f"; {run.path} keeps step {run.saved_step}" if run.saved_step is not None else ""
+                tqdm.write(f"Interrupted inside the weight update of step {run.step + 1}: not saved{kept}")
+                raise
+            # A step cut off before its update is dropped: its batch is drawn again on resume (RNG from its start).
+            _stop(result, run, "terminated" if isinstance(interrupt, Terminated) else "interrupted",
+                  rng_at_step_start or capture_rng(run.batches))
+        finally:
+            bar.bar.close()
+    if result.stopped in STOPPED_BY.values():
         where = f"; saved {run.path} — continue with resume=True (--resume)" if run.path is not None else ""
-        tqdm.write(f"Interrupted at step {run.step}{where}")
-    finally:
-        bar.bar.close()
-    if callback is not None and result.stopped != "interrupted":
+        tqdm.write(f"{result.stopped.capitalize()} at step {run.step}{where}")
+    elif callback is not None:
         callback(result)
     return result
 
@@ -336,8 +363,9 @@ def _stop(result: TrainResult, run: Run, stopped: str | None, rng: dict) -> None
     result.stopped, result.step = stopped, run.step
     if run.path is not None:
         save_checkpoint(run.path, model=run.model, optimizer=run.optimizer, scaler=run.scaler, config=run.config,
-                        vocab=run.vocab, step=run.step, rng=rng, history=run.history, elapsed=run.elapsed,
-                        tokens=run.tokens)
+                        vocab=run.vocab, corpus_sha256=run.corpus_sha256, step=run.step, rng=rng,
+                        history=run.history, elapsed=run.elapsed, tokens=run.tokens)
+        run.saved_step = run.step
         text = json.dumps(result.metrics, indent=2) + "\n"
         write_atomically(run.path.parent / METRICS, lambda tmp: Path(tmp).write_text(text))
 
@@ -364,89 +392,9 @@ class ProgressBar:
         self.bar.update(position - self.bar.n)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Command line
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m linformer_edu.train",
-        description="Train a character-level LinformerLM; writes OUT/ckpt.pt and OUT/metrics.json.")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--corpus", help=f"a corpus name ({', '.join(corpus_names())}); default pydoc")
-    source.add_argument("--text", metavar="FILE", help="train on a local UTF-8 text file instead")
-    parser.add_argument("--preset", choices=tuple(PRESETS), help="cpu (~2-3 min on a laptop CPU; the default) or "
-                                                               "gpu (~5 min on a Colab T4)")
-    parser.add_argument("--model", choices=MODELS, help="linformer (default) or full softmax attention")
-    parser.add_argument("--k", type=int, help="projected length of the Linformer (preset: cpu 32, gpu 64)")
-    parser.add_argument("--minutes", type=float, help="time budget in minutes; 0 = no limit (preset: cpu 2.5, gpu 5)")
-    parser.add_argument("--steps", type=int, help="maximum number of steps (preset: cpu 2000, gpu 5000)")
-    parser.add_argument("--device", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--out", metavar="DIR", help="output folder (default runs/PRESET-MODEL[-kK])")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
-    parser.add_argument("--objective", choices=OBJECTIVES, help="next character (default) or mlm")
-    parser.add_argument("--allow-leaky", action="store_true",
-                        help="train a bidirectional model on next-character prediction: it reads the future, so "
-                             "its loss means nothing (notebook 08's demonstration only)")
-    for name, kind in (("seq-len", int), ("dim", int), ("depth", int), ("heads", int), ("batch-size", int),
-                       ("lr", float), ("dropout", float), ("eval-interval", int), ("seed", int)):
-        parser.add_argument(f"--{name}", type=kind, help="override the preset's value")
-    parser.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA too")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--sample", type=int, default=200, metavar="CHARS",
-                        help="print a sample of this many characters at the end (0 = none; default 200)")
-    return parser.parse_args(argv)
-
-
-def config_from_args(args) -> tuple[TrainConfig, bool]:
-    """The TrainConfig the command line asks for, and whether to resume."""
-    changes = {name: value for name, value in (
-        ("corpus", args.corpus or args.text), ("model", args.model), ("k", args.k), ("max_steps", args.steps),
-        ("device", args.device), ("objective", args.objective), ("seq_len", args.seq_len), ("dim", args.dim),
-        ("depth", args.depth), ("heads", args.heads), ("batch_size", args.batch_size), ("lr", args.lr),
-        ("dropout", args.dropout), ("eval_interval", args.eval_interval), ("seed", args.seed),
-    ) if value is not None}
-    if args.minutes is not None:
-        changes["minutes"] = args.minutes or None
-    if args.allow_leaky:
-        changes.update(causal=False, allow_leaky=True)
-    for flag, name, value in ((args.no_amp, "amp", False), (args.compile, "compile", True),
-                              (args.no_progress, "progress", False)):
-        if flag:
-            changes[name] = value
-    if args.resume:
-        if args.out is None:
-            raise ValueError("--resume: give --out DIR, the folder of the run to continue")
-        base = dataclasses.asdict(read_checkpoint(Path(args.out) / CHECKPOINT)["config"]) if args.preset is None \
-            else dataclasses.asdict(PRESETS[args.preset])
-        return TrainConfig(**{**base, **changes, "out_dir": args.out}), True
-    config = preset(args.preset or "cpu", **changes)
-    if args.out is None:
-        suffix = f"-k{config.k}" if config.model == "linformer" else ""
-        objective = "-mlm" if config.objective == "mlm" else ("-leaky" if not config.causal else "")
-        args.out = os.path.join("runs", f"{args.preset or 'cpu'}-{config.model}{suffix}{objective}")
-    return dataclasses.replace(config, out_dir=args.out), False
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        config, resume = config_from_args(args)
-        result = train(config, resume=resume)
-    except (ValueError, FileNotFoundError, NonFiniteLossError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2 if not isinstance(err, NonFiniteLossError) else 3
-    m = result.metrics
-    k = f" k={m['k']}" if m["k"] else ""
-    print(f"{m['model']}{k}: {m['steps']} steps in {m['seconds']:.0f} s on {m['device']}, "
-          f"{m['tokens_per_s'] or 0:,.0f} tokens/s; train loss {m['train_loss']:.4f}, val loss {m['val_loss']:.4f} "
-          f"nats/char = {m['val_bpc']:.4f} bits/char")
-    print(f"wrote {Path(config.out_dir) / CHECKPOINT} and {Path(config.out_dir) / METRICS}")
-    if args.sample and config.objective == "next" and result.stopped != "interrupted":
-        print("-" * 40)
-        print(generate(result.model, result.vocab, "\n", args.sample, temperature=0.8, top_k=None,
-                       generator=torch.Generator().manual_seed(0)))
-    return 130 if result.stopped == "interrupted" else 0
+    """The command line (`python -m linformer_edu.train --help`; its flags are made in `cli`): the exit status."""
+    return cli.run(argv, train)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,18 @@ import hashlib
 import http.server
 import platform
 import re
+import os
 import stat
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import torch
 
 from linformer_edu import data
+from linformer_edu._files import write_atomically
 from linformer_edu.data import CharVocab, download, get_batch, load_corpus, split
 
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -185,7 +190,8 @@ PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    """/ok: the payload; /error: HTTP 500; /truncated: announces the full payload, sends half, hangs up."""
+    """/ok: the payload; /error: HTTP 500; /truncated: announces the full payload, sends half, hangs up;
+    /trickle: announces the full payload, then sends a byte every 50 ms (each read gets an answer in time)."""
 
     def do_GET(self):
         self.server.requests.append(self.path)
@@ -200,6 +206,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
             self.wfile.flush()
+            self.close_connection = True
+        elif self.path == "/trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            for byte in PAYLOAD[:200]:   # at most 10 s, then hang up; the client leaves long before
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:          # the client left
+                    break
+                time.sleep(0.05)
             self.close_connection = True
         else:
             self.send_error(500, "Internal Server Error")
@@ -285,6 +303,70 @@ def test_refused_connection_leaves_no_partial_file(server, tmp_path):
     server.server_close()  # nothing listens on that port any more
     with pytest.raises(OSError, match=re.escape(f"downloading {url} failed (")):
         download(url, tmp_path / "corpus.txt", PAYLOAD_SHA256, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trickling_server_is_stopped_by_the_deadline(server, tmp_path):
+    """Every read gets a byte within `timeout`, so only an overall deadline ends it (issue 12)."""
+    dest = tmp_path / "corpus.txt"
+    with pytest.raises(OSError, match=rf"^downloading {re.escape(server.base)}/trickle failed \(the 0\.3 s "
+                                      rf"deadline passed with \d+ of {len(PAYLOAD)} bytes received\); nothing "
+                                      rf"was written to {re.escape(str(dest))}$"):
+        download(f"{server.base}/trickle", dest, PAYLOAD_SHA256, timeout=5, deadline=0.3, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".part", ".tmp"])
+def test_an_interrupt_the_moment_a_temporary_file_appears_leaves_nothing(server, tmp_path, monkeypatch, suffix):
+    """Ctrl-C can land between creating a temporary file and keeping its name: the name is chosen first, so the
+    clean-up knows it — a download's .part, and the .tmp of every checkpoint and metrics.json (issue 12)."""
+    real_open = os.open
+
+    def open_then_interrupt(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        if str(path).endswith(suffix):
+            os.close(fd)
+            raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        if suffix == ".part":
+            download(f"{server.base}/ok", tmp_path / "corpus.txt", PAYLOAD_SHA256, progress=False)
+        else:
+            write_atomically(tmp_path / "ckpt.pt", lambda tmp: tmp.write_bytes(b"weights"))
+    assert list(tmp_path.iterdir()) == []
+
+
+SIGTERM_DURING_DOWNLOAD = """
+import http.server, os, signal, sys, threading
+from linformer_edu.data import download
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"x" * 10)
+        self.wfile.flush()
+        os.kill(os.getpid(), signal.SIGTERM)   # as `timeout`, Slurm or Docker would, half-way through
+        threading.Event().wait(10)
+
+    def log_message(self, *args):
+        pass
+
+httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=httpd.serve_forever, daemon=True).start()
+download(f"http://127.0.0.1:{httpd.server_address[1]}/", sys.argv[1], "0" * 64, progress=False)
+"""
+
+
+def test_sigterm_during_a_download_leaves_no_partial_file(tmp_path):
+    """SIGTERM's default ends Python without clean-up; during a download it raises, the .part file is removed,
+    and Python exits with 143 (issue 12)."""
+    done = subprocess.run([sys.executable, "-c", SIGTERM_DURING_DOWNLOAD, str(tmp_path / "corpus.txt")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -398,6 +480,7 @@ def test_batch_goes_to_the_device_named():
     assert torch.equal(x, x2)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_batch_on_cuda_matches_cpu():
     ids = torch.arange(500)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from linformer_edu.exercises import nb02
+from linformer_edu.exercises._feedback import KEEPDIM
 
 
 def test_the_causal_map_takeaway_is_computed(feedback):
@@ -53,3 +54,38 @@ def test_prefix_average_mistakes(answer, message, feedback):
 def test_random_projection_mistakes(answer, message, feedback):
     ok, out = feedback(nb02.check_random_projection, answer)
     assert not ok and out.startswith("✗ Exercise 3 - random projection: ") and message in out
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda s, f: ((s.cumsum(-1) / s.sum(-1)) < f).sum(-1) + 1,
+     "your function raised RuntimeError: The size of tensor a (10) must match the size of tensor b (4) at "
+     "non-singleton dimension 1 — " + KEEPDIM[next(iter(KEEPDIM))]),
+    (lambda s, f: ((s.cumsum(0) / s.sum()) < f).sum() + 1,
+     "right for a single spectrum, but the input is a batch of them, shape (4, 10): work along the last axis "
+     "([..., i], sum(dim=-1)), so that each spectrum gets its answer"),
+    (lambda s, f: s.max(dim=-1), "your answer should be a torch.Tensor, got a named tuple — max(dim=…) returns a "
+                                 "named tuple (values, indices), not a tensor: take its .values, or call amax(dim=…), "
+                                 "which returns the values alone"),
+], ids=["no keepdim", "written for one spectrum", "max tuple"])
+def test_smallest_rank_slips_are_named_exactly(answer, message, feedback):
+    assert feedback(nb02.check_smallest_rank, answer) == (
+        False, f"✗ Exercise 1 - smallest rank for a share of the mass: {message}")
+
+
+def test_prefix_average_without_keepdim_is_named_exactly(feedback):
+    assert feedback(nb02.check_prefix_average, lambda n: torch.ones(n, n).tril() / torch.ones(n, n).tril().sum(-1)) \
+        == (False, "✗ Exercise 2 - the uniform causal map: entry [i, j] was divided by j + 1, the sum of row j: a row "
+                   "sum of shape (n,) lines up with the columns — keepdim=True (shape (n, 1)) divides each row by its "
+                   "own sum")
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda n, k, g: torch.randn(k, n, generator=g) / n ** 0.5,
+     "lengths shrink: ‖Rx‖² ≈ 0.0627·‖x‖², which is k/n — you scaled by 1/√n, but ‖Rx‖² adds up k coordinates, one "
+     "per row of R: scale by 1/√k"),
+    (lambda n, k, g: torch.normal(0, 1 / k, (k, n), generator=g),
+     "lengths shrink: ‖Rx‖² ≈ 0.0402·‖x‖², which is 1/k — the entries have standard deviation 1/k; it should be 1/√k "
+     "(the variance is 1/k)"),
+], ids=["1/sqrt(n)", "std 1/k"])
+def test_random_projection_scaling_slips_are_named_exactly(answer, message, feedback):
+    assert feedback(nb02.check_random_projection, answer) == (False, f"✗ Exercise 3 - random projection: {message}")

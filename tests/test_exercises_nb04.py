@@ -93,3 +93,11 @@ def test_attention_parameters_wrong_signature(feedback):
 def test_padding_mask_mistakes(answer, message, feedback):
     ok, out = feedback(nb04.check_padding_mask, answer)
     assert not ok and out.startswith("✗ Exercise 3 - a padding mask: ") and message in out
+
+
+def test_padding_mask_without_axes_to_broadcast_is_named_exactly(feedback):
+    assert feedback(nb04.check_padding_mask, lambda lengths, n: torch.arange(n) < lengths) == (
+        False, "✗ Exercise 3 - a padding mask: your function raised RuntimeError: The size of tensor a (8) must match "
+               "the size of tensor b (4) at non-singleton dimension 0 — positions (n,) and lengths (b,) do not line "
+               "up: give each its own axis, positions[None, :] (1, n) against lengths[:, None] (b, 1), which "
+               "broadcast to (b, n)")

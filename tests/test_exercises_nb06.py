@@ -57,3 +57,13 @@ def test_flop_crossover_mistakes(answer, message, feedback):
 def test_map_bytes_mistakes(answer, message, feedback):
     ok, out = feedback(nb06.check_map_bytes, answer)
     assert not ok and out.startswith("✗ Exercise 3 - bytes of the attention map: ") and message in out
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda b, h, n: 2 * b * h * n * n, "2 bytes per entry is float16 or bfloat16; the map here is float32, 4 bytes"),
+    (lambda b, h, n: 4 * b * h * n * n / 1e9, "that is in gigabytes (10⁹ bytes): return the number of bytes itself"),
+    (lambda b, h, n: 4 * b * h * n * n / 2 ** 30, "that is in gibibytes (2³⁰ bytes): return the number of bytes "
+                                                  "itself"),
+], ids=["float16", "GB", "GiB"])
+def test_map_bytes_unit_slips_are_named_exactly(answer, message, feedback):
+    assert feedback(nb06.check_map_bytes, answer) == (False, f"✗ Exercise 3 - bytes of the attention map: {message}")

@@ -45,3 +45,15 @@ def inclusive(keys, proj, c):
 def test_prefix_memory_mistakes(answer, message, feedback):
     ok, out = feedback(nb08.check_prefix_memory, answer)
     assert not ok and out.startswith("✗ Exercise 2 - the prefix memory: ") and message in out
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda keys, proj, c: inclusive(keys, proj, c)[:-1], "you returned N - 1 = 2 memories: chunk 0 needs one too, "
+                                                          "all zeros (nothing comes before it) — put a zero memory in "
+                                                          "front"),
+    (lambda keys, proj, c: inclusive(keys, proj, c).roll(1, 0), "torch.roll wraps the last chunk's sum around to "
+                                                                "chunk 0, which must see nothing: shift with a zero "
+                                                                "memory in front (torch.cat) instead"),
+], ids=["one memory short", "roll"])
+def test_prefix_memory_shift_slips_are_named_exactly(answer, message, feedback):
+    assert feedback(nb08.check_prefix_memory, answer) == (False, f"✗ Exercise 2 - the prefix memory: {message}")

@@ -60,3 +60,22 @@ def test_affine_coupling_round_trip():
     with torch.no_grad():
         back = nb09.solution_invert_affine(*nb09.affine_couple(x1, x2, f, g, s), f, g, s)
     torch.testing.assert_close(back, (x1, x2))
+
+
+def test_an_answer_that_reverses_the_list_in_place_is_right(feedback):
+    def invert_stack(y1, y2, blocks):
+        blocks.reverse()   # the learner's own list: the checker must not see the change
+        for f, g in blocks:
+            y2 = y2 - g(y1)
+            y1 = y1 - f(y2)
+        return y1, y2
+    assert feedback(nb09.check_invert_stack, invert_stack) == (
+        True, "✓ Exercise 1 - undo a stack of couplings: correct — three blocks undone, last one first: nothing had "
+              "to be stored but the output.")
+
+
+def test_invert_affine_with_y2_in_place_of_x2_is_named_exactly(feedback):
+    answer = lambda y1, y2, f, g, s: ((y1 - f(y2)) * (-s(y2)).exp(), y2 - g(y1))
+    assert feedback(nb09.check_invert_affine, answer) == (
+        False, "✗ Exercise 2 - invert an affine coupling: f and s were given y2: they take x2, so recover x2 = "
+               "y2 - g(y1) first and use it in both")

@@ -2,7 +2,8 @@
 
 - an "Open in Colab" badge for the repository named in pyproject.toml and the notebook's own path,
   before the first code cell;
-- the first code cell is exactly the guarded Colab install of that repository;
+- the first code cell is exactly the guarded Colab install of that repository at the pinned ref (see
+  tools/set_repo.py; tests/test_colab.py runs it in an environment holding Colab's versions);
 - kernelspec python3; outputs from one clean top-to-bottom run (execution counts 1, 2, 3, …) with no errors;
 - no absolute paths (/root, /home, /tmp, /work, /Users) in sources or text outputs; each PNG under 200 KB;
 - at least one `# NBVAL_CHECK_OUTPUT` cell (what nbval compares);
@@ -15,6 +16,7 @@ import importlib.util
 import json
 import re
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -45,14 +47,21 @@ def badge(repo, path):
             f"(https://colab.research.google.com/github/{repo}/blob/main/{path})")
 
 
-def install_cell(repo):
+def install_cell(repo, ref):
+    """Written out here, not taken from tools/set_repo.py, so a change to the tool's cell shows up as a failure."""
     return ('import sys\n'
-            'if "google.colab" in sys.modules:  # Colab only: install the course package\n'
-            f'    %pip install -q "linformer_edu @ git+https://github.com/{repo}"')
+            'if "google.colab" in sys.modules:  # Colab only: install the course package at a fixed release\n'
+            "    # --no-deps: keep Colab's own torch, ipywidgets, matplotlib and tqdm; then install only what is missing\n"
+            f'    %pip install -q --no-deps "linformer_edu @ git+https://github.com/{repo}@{ref}"\n'
+            '    from importlib.util import find_spec\n'
+            '    needed = ("torch", "einops", "numpy", "matplotlib", "ipywidgets", "tqdm")\n'
+            '    missing = " ".join(name for name in needed if find_spec(name) is None)\n'
+            '    if missing:\n'
+            '        %pip install -q {missing}')
 
 
-def problems_with_links(nb, path, repo):
-    """What is wrong with a notebook's badge and install cell, for the repository `repo`."""
+def problems_with_links(nb, path, repo, ref):
+    """What is wrong with a notebook's badge and install cell, for the repository `repo` at `ref`."""
     cells = nb["cells"]
     first_code = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), None)
     problems = []
@@ -61,8 +70,9 @@ def problems_with_links(nb, path, repo):
     want = badge(repo, path)
     if not any(want in source(c) for c in cells[:first_code] if c["cell_type"] == "markdown"):
         problems.append(f"no Colab badge before the first code cell; expected {want}")
-    if source(cells[first_code]).strip() != install_cell(repo):
-        problems.append(f"first code cell is not the guarded Colab install of {repo}:\n{source(cells[first_code])}")
+    if source(cells[first_code]) != install_cell(repo, ref):
+        problems.append(f"first code cell is not the guarded Colab install of {repo}@{ref} (run "
+                        f"`python tools/set_repo.py {repo}`):\n{source(cells[first_code])}")
     return problems
 
 
@@ -84,6 +94,11 @@ def repo():
     return set_repo.read_repo(ROOT)
 
 
+@pytest.fixture(scope="module")
+def ref():
+    return set_repo.read_ref(ROOT)
+
+
 def test_there_are_notebooks():
     assert NOTEBOOKS, "no notebooks found in notebooks/"
 
@@ -94,9 +109,13 @@ def notebook(request):
     return path.relative_to(ROOT).as_posix(), json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_badge_and_install_cell_point_at_the_repository(notebook, repo):
+def test_badge_and_install_cell_point_at_the_repository(notebook, repo, ref):
     path, nb = notebook
-    assert problems_with_links(nb, path, repo) == []
+    assert problems_with_links(nb, path, repo, ref) == []
+
+
+def test_the_tool_writes_the_cell_this_test_expects(repo, ref):
+    assert set_repo.install_cell(repo, ref) == install_cell(repo, ref)
 
 
 def test_kernelspec_is_python3(notebook):
@@ -152,7 +171,13 @@ def test_ends_with_a_recap_and_two_or_three_exercises(notebook):
     assert 2 <= len(checkers) <= 3, f"expected 2-3 exercises with checkers after the heading, found {checkers}"
 
 
-def test_set_repo_rewrites_every_notebook_and_back(tmp_path, repo):
+def without_first_code_source(nb):
+    nb = json.loads(json.dumps(nb))
+    next(c for c in nb["cells"] if c["cell_type"] == "code")["source"] = None
+    return nb
+
+
+def test_set_repo_rewrites_every_notebook_and_back(tmp_path, repo, ref):
     (tmp_path / "notebooks").mkdir()
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     readme = "[GitHub](https://github.com/{0}) · [Colab](https://colab.research.google.com/github/{0}/blob/main/" \
@@ -163,21 +188,45 @@ def test_set_repo_rewrites_every_notebook_and_back(tmp_path, repo):
     originals = {p.name: p.read_bytes() for p in [*(tmp_path / "notebooks").iterdir(), tmp_path / "README.md",
                                                   tmp_path / "pyproject.toml"]}
 
-    changed = set_repo.set_repo("someone-else/course.fork", tmp_path)
-    assert set_repo.read_repo(tmp_path) == "someone-else/course.fork"
+    changed = set_repo.set_repo("someone-else/course.fork", tmp_path, ref="v9.9.9")
+    assert (set_repo.read_repo(tmp_path), set_repo.read_ref(tmp_path)) == ("someone-else/course.fork", "v9.9.9")
     assert set(changed) == {"pyproject.toml", "README.md", *(f"notebooks/{p.name}" for p in NOTEBOOKS)}
+    urls = tomllib.loads((tmp_path / "pyproject.toml").read_text())["project"]["urls"]
+    assert urls and all(u.startswith("https://github.com/someone-else/course.fork") for u in urls.values())
     assert (tmp_path / "README.md").read_text() == (
         "[GitHub](https://github.com/someone-else/course.fork) · [Colab](https://colab.research.google.com/github/"
         "someone-else/course.fork/blob/main/notebooks/00_start_here.ipynb) · "
         f"https://github.com/{repo}_fork stays\n")
     for path in NOTEBOOKS:
         nb = json.loads((tmp_path / "notebooks" / path.name).read_text(encoding="utf-8"))
-        assert problems_with_links(nb, f"notebooks/{path.name}", "someone-else/course.fork") == []
+        assert problems_with_links(nb, f"notebooks/{path.name}", "someone-else/course.fork", "v9.9.9") == []
+        # but for the slug in links: outputs, metadata, every other cell as they were
+        back = json.loads((tmp_path / "notebooks" / path.name).read_text(encoding="utf-8")
+                          .replace("someone-else/course.fork", repo))
+        assert without_first_code_source(back) == without_first_code_source(json.loads(originals[path.name]))
 
-    assert set_repo.set_repo("someone-else/course.fork", tmp_path) == {}   # idempotent
-    set_repo.set_repo(repo, tmp_path)
+    assert set_repo.set_repo("someone-else/course.fork", tmp_path) == {}   # idempotent, and keeps the ref
+    assert set_repo.read_ref(tmp_path) == "v9.9.9"
+    set_repo.set_repo(repo, tmp_path, ref=ref)
     assert {name: (tmp_path / ("notebooks/" + name if name.endswith(".ipynb") else name)).read_bytes()
             for name in originals} == originals
+
+
+def test_set_repo_writes_a_stale_install_cell_anew(tmp_path, repo, ref):
+    """Running the tool for the current repository brings an old or hand-edited first cell back to the rule."""
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    nb = json.loads(NOTEBOOKS[0].read_text(encoding="utf-8"))
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    first["source"] = ['import sys\n', 'if "google.colab" in sys.modules:\n',
+                       f'    %pip install -q "linformer_edu @ git+https://github.com/{repo}"']
+    first["outputs"] = [{"name": "stdout", "output_type": "stream", "text": ["kept\n"]}]
+    (tmp_path / "notebooks" / NOTEBOOKS[0].name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    assert set_repo.set_repo(repo, tmp_path) == {f"notebooks/{NOTEBOOKS[0].name}": 1}
+    nb = json.loads((tmp_path / "notebooks" / NOTEBOOKS[0].name).read_text(encoding="utf-8"))
+    assert problems_with_links(nb, f"notebooks/{NOTEBOOKS[0].name}", repo, ref) == []
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    assert first["outputs"] == [{"name": "stdout", "output_type": "stream", "text": ["kept\n"]}]   # only source
 
 
 @pytest.mark.parametrize("bad", ["no-slash", "a/b/c", "", "owner/name with space", "-owner/name"])
@@ -186,3 +235,12 @@ def test_set_repo_rejects_what_is_not_a_slug(tmp_path, bad, raises_exactly):
     with raises_exactly(ValueError, f"OWNER/NAME: got {bad!r}, expected a GitHub slug such as "
                                     f"'linformer-edu/linformer_edu'"):
         set_repo.set_repo(bad, tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["", "v1 0", "-v1", "a..b", "v1/", "v1.lock", 'v1"', "v1\n"])
+def test_set_repo_rejects_what_is_not_a_ref(tmp_path, bad, raises_exactly):
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    before = (tmp_path / "pyproject.toml").read_bytes()
+    with raises_exactly(ValueError, f"--ref: got {bad!r}, expected a tag such as 'v0.1.0' or a full commit hash"):
+        set_repo.set_repo("someone/else", tmp_path, ref=bad)
+    assert (tmp_path / "pyproject.toml").read_bytes() == before

@@ -1,6 +1,8 @@
 """linformer_edu.train: exact resume, Ctrl-C, NaN, checkpoint errors, mixed-precision choice, the CLI.
 
 Every run here is a tiny model for a few steps on a small text in tmp_path; nothing touches the network.
+Interrupts at every point of a step: test_interrupt.py; checksums and the corpus's identity: test_checkpoint.py;
+the command line's flags: test_cli.py.
 """
 import json
 import math
@@ -12,7 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from linformer_edu import cli
 from linformer_edu import train as T
+from linformer_edu.checkpoint import content_sha256
 from linformer_edu.data import CharVocab, get_batch, load_corpus, split
 from linformer_edu.train import (CheckpointError, NonFiniteLossError, TrainConfig, amp_settings, load_checkpoint,
                                  lr_at, preset, read_checkpoint)
@@ -47,12 +51,13 @@ def same_weights(a, b):
 # Pure pieces: mixed precision, learning rate, config checks
 
 
-def test_amp_settings():
-    assert amp_settings("cpu") == (None, False)
-    assert amp_settings("mps") == (None, False)
-    assert amp_settings("cuda", bf16_supported=True) == (torch.bfloat16, False)
-    assert amp_settings("cuda", bf16_supported=False) == (torch.float16, True)   # a T4: fp16 needs loss scaling
-    assert amp_settings("cuda", bf16_supported=False, enabled=False) == (None, False)
+def test_amp_settings(monkeypatch):
+    # which GPU gets which precision (a T4, an A100, ...) is tests/test_device.py's; here the trainer's import works
+    assert amp_settings("cpu") == amp_settings(torch.device("mps")) == (None, False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))   # a T4
+    assert amp_settings(torch.device("cuda")) == (torch.float16, True)   # fp16 needs loss scaling
+    assert amp_settings(torch.device("cuda"), enabled=False) == (None, False)
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
@@ -115,6 +120,11 @@ def test_train_checks_its_arguments(text_file):
     with pytest.raises(ValueError, match=exactly(
             "resume: needs config.out_dir, the folder holding the checkpoint to continue")):
         T.train(tiny(text_file), resume=True)
+    with pytest.raises(TypeError, match=exactly("overwrite: expected True or False, got 'yes'")):
+        T.train(tiny(text_file), overwrite="yes")
+    with pytest.raises(ValueError, match=exactly(
+            "overwrite: resume=True continues the run in out_dir, overwrite=True replaces it; pass one of them")):
+        T.train(tiny(text_file), resume=True, overwrite=True)
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
@@ -338,21 +348,25 @@ def test_foreign_checkpoint(tmp_path):
 
 
 def edit_checkpoint(path, change):
+    """Change a checkpoint's contents and stamp it with the checksum of what it now holds, as a program would that
+    wrote it so: the checks after the checksum's are the ones tested."""
     state = torch.load(path, weights_only=True)
+    state.pop("sha256")
     change(state)
+    state["sha256"] = content_sha256(state)
     torch.save(state, path)
 
 
-@pytest.mark.parametrize("version", [2, 0, None])
+@pytest.mark.parametrize("version", [3, 0, None, True])
 def test_checkpoint_of_another_version(trained_run, version):
     _, path = trained_run
     edit_checkpoint(path, lambda state: state.update(version=version))
     with pytest.raises(CheckpointError, match=exactly(
-            f"{path} has checkpoint version {version!r}; this linformer_edu reads version 1")):
+            f"{path} has checkpoint version {version!r}; this linformer_edu reads versions 1 and 2")):
         read_checkpoint(path)
     edit_checkpoint(path, lambda state: state.pop("version"))
     with pytest.raises(CheckpointError, match=exactly(
-            f"{path} has checkpoint version None; this linformer_edu reads version 1")):
+            f"{path} has checkpoint version None; this linformer_edu reads versions 1 and 2")):
         load_checkpoint(path)
 
 
@@ -397,9 +411,7 @@ def test_resume_on_a_text_with_other_characters_is_refused(trained_run, text_fil
 
 def test_checkpoint_whose_weights_do_not_fit_its_config(trained_run):
     _, path = trained_run
-    state = torch.load(path, weights_only=True)
-    state["config"]["dim"] = 32                                              # the config now describes another model
-    torch.save(state, path)
+    edit_checkpoint(path, lambda state: state["config"].update(dim=32))     # the config now describes another model
     with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: its weights do not fit the model its "
                                               r"config describes \(Error\(s\) in loading state_dict"):
         load_checkpoint(path)
@@ -439,10 +451,62 @@ def test_a_failed_save_leaves_the_old_checkpoint(trained_run, monkeypatch):
     state = read_checkpoint(path)
     with pytest.raises(OSError, match="disk full"):
         T.save_checkpoint(path, model=model, optimizer=T.make_optimizer(model, config),
-                          scaler=torch.amp.GradScaler("cpu", enabled=False), config=config, vocab=vocab, step=99,
-                          rng=state["rng"], history=state["history"], elapsed=0.0, tokens=0)
+                          scaler=torch.amp.GradScaler("cpu", enabled=False), config=config, vocab=vocab,
+                          corpus_sha256=state["corpus_sha256"], step=99, rng=state["rng"],
+                          history=state["history"], elapsed=0.0, tokens=0)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The output folder: never written over unless asked, checked before the first step (issue 12)
+
+
+def test_a_run_in_out_dir_is_continued_or_replaced_never_written_over(trained_run, tmp_path):
+    cfg, path = trained_run
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match=exactly(
+            f"out_dir: {path.parent} already holds a run (ckpt.pt, metrics.json); continue it with resume=True "
+            f"(--resume), or replace it with overwrite=True (--overwrite)")):
+        T.train(cfg)
+    assert path.read_bytes() == before
+    other = TrainConfig(**{**cfg.__dict__, "seed": 1})
+    assert T.train(other, overwrite=True).stopped == "steps"
+    assert read_checkpoint(path)["config"].seed == 1
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my own file")           # a folder without a run is fine
+    T.train(TrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "mine")}))
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "my own file"
+
+
+def test_an_unwritable_out_dir_fails_before_the_first_step(text_file, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(T, "train_step", lambda *args: pytest.fail("trained before checking out_dir"))
+    with pytest.raises(NotADirectoryError, match=exactly(
+            f"out_dir: cannot write to {blocker / 'run'} (Not a directory); choose another folder")):
+        T.train(tiny(text_file, max_steps=2, eval_interval=100, out_dir=str(blocker / "run")))
+
+
+def test_checking_out_dir_leaves_no_trace(text_file, tmp_path, monkeypatch):
+    """The check creates the folder and a probe file to try; when the run then fails, neither is left."""
+    monkeypatch.setattr(T, "load_corpus", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        T.train(tiny(text_file, out_dir=str(tmp_path / "new" / "run")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.txt"]
+
+
+def test_a_nan_in_a_replacing_run_does_not_claim_the_old_checkpoint(trained_run):
+    """overwrite=True: until the new run saves, the checkpoint in out_dir is the old run's, not its last good one."""
+    cfg, path = trained_run
+
+    def poison(result):
+        with torch.no_grad():
+            result.model.to_logits.bias.fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLossError, match="at step 0 .*: training stopped and no checkpoint was written"):
+        T.train(cfg, overwrite=True, callback=poison)
+    assert read_checkpoint(path)["step"] == 4                              # the old run, untouched
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -490,7 +554,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_cli_resume_needs_out(capsys):
     with pytest.raises(ValueError, match=exactly("--resume: give --out DIR, the folder of the run to continue")):
-        T.config_from_args(T.parse_args(["--resume"]))
+        cli.config_from_args(cli.parse_args(["--resume"]))
     assert T.main(["--resume", "--steps", "4"]) == 2
     assert capsys.readouterr() == ("", "error: --resume: give --out DIR, the folder of the run to continue\n")
 

@@ -4,7 +4,15 @@ each `solution_*` is the worked solution.
 """
 import torch
 
-from ._feedback import Mistake, call, checker, diagnose, expect, expect_close, expect_shape
+from ._feedback import BROADCAST, KEEPDIM, Mistake, call, checker, diagnose, expect, expect_close, expect_shape
+
+PAIRS = {   # the ways to multiply a (n, d) by b (m, d) that fail, and why
+    r"mat1 and mat2 shapes cannot be multiplied": "the inner sizes of a matrix product must agree, (n, d) @ "
+                                                   "(d, m): transpose b, not a",
+    BROADCAST: "a * b multiplies entry by entry, row i of a with row i of b only (and needs n = m); every pair "
+               "a[i] · b[j] at once is a matrix product",
+    r"1D tensors expected": "torch.dot takes two vectors, one pair at a time; every pair at once is a matrix product",
+}
 
 
 def _inputs(*shape, seed=0):
@@ -23,7 +31,7 @@ def solution_all_dot_products(a, b):
 def check_all_dot_products(all_dot_products):
     """`all_dot_products(a, b)` for a (n, d) and b (m, d) -> (n, m)."""
     a, b = _inputs(3, 4, seed=1), _inputs(5, 4, seed=2)                # n = 3, m = 5, d = 4: all different
-    got = expect_shape(call(all_dot_products, a, b), (3, 5))
+    got = expect_shape(call(all_dot_products, a, b, hints=PAIRS), (3, 5))
     diagnose(got, {"each entry is off by a factor: a plain dot product has no scaling": a @ b.T / 2})
     expect_close(got, solution_all_dot_products(a, b))
     return "entry [i, j] is a[i] · b[j]; notebook 01 calls this Q Kᵀ."
@@ -41,8 +49,12 @@ def solution_normalize_rows(x):
 def check_normalize_rows(normalize_rows):
     """`normalize_rows(x)` for positive x (..., m): every row (last axis) sums to 1."""
     x = _inputs(2, 3, 4, seed=3).exp()                                 # positive, 3 rows of 4 per batch entry
-    got = expect_shape(call(normalize_rows, x), x.shape)
+    got = expect_shape(call(normalize_rows, x, hints=KEEPDIM), x.shape)
     diagnose(got, {
+        "divided by each row's length (its L2 norm): then the squares sum to 1; for the entries to sum to 1, "
+        "divide by the row's sum": x / x.norm(dim=-1, keepdim=True),
+        "a softmax exponentiates first: these entries are already positive, so divide each by its row's sum as "
+        "it is": x.softmax(dim=-1),
         "the columns sum to 1, not the rows: divide by the sum over the last axis (dim=-1)":
             x / x.sum(dim=-2, keepdim=True),
         "divided by the sum of the whole tensor: each row needs its own sum (dim=-1, keepdim=True)": x / x.sum(),

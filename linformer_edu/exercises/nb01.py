@@ -4,7 +4,7 @@ multi-head split. Each `check_*` takes the learner's function; each `solution_*`
 import torch
 from einops import rearrange
 
-from ._feedback import Mistake, call, checker, diagnose, expect, expect_close, expect_shape
+from ._feedback import KEEPDIM, Mistake, call, checker, diagnose, expect, expect_close, expect_shape, is_close
 
 
 def _inputs(*shape, scale=1.0, seed=0):
@@ -25,19 +25,33 @@ def solution_softmax(scores):
 def check_softmax(softmax):
     """`softmax(scores)` over the last axis, without torch.softmax, that survives scores in the thousands."""
     scores = _inputs(2, 3, 5, 7)                                         # rows of length 7, and 5 != 7
-    got = expect_shape(call(softmax, scores), scores.shape)
+    got = expect_shape(call(softmax, scores, hints=KEEPDIM), scores.shape)
+    column_max = (scores - scores.amax(dim=-2, keepdim=True)).exp()
     diagnose(got, {
         "softmax taken over the wrong axis: each row (last axis, one query's scores over all keys) must sum "
         "to 1": scores.softmax(dim=-2),
         "the rows are not normalised: divide exp(scores) by its sum over the last axis": scores.exp(),
+        "the maximum was taken over the wrong axis: subtract each row's own maximum (dim=-1) — a softmax ignores "
+        "a constant only when the whole row shares it": column_max / column_max.sum(dim=-1, keepdim=True),
     })
     expect(torch.allclose(got.sum(-1), torch.ones(2, 3, 5), atol=1e-5),
            "rows must sum to 1 — normalise over the last axis (dim=-1, keepdim=True)")
     expect_close(got, scores.softmax(dim=-1))
-    big = call(softmax, 1000 * scores)                                   # exp(1000) overflows float32
-    expect(isinstance(big, torch.Tensor) and torch.isfinite(big).all(),
-           "NaN or inf for large scores (×1000): exp overflows — subtract each row's maximum before exp")
-    expect_close(big, (1000 * scores).softmax(dim=-1), "your answer for large scores")
+    high = call(softmax, scores + 1000)                                  # exp(1000) overflows float32
+    expect(isinstance(high, torch.Tensor) and torch.isfinite(high).all(),
+           "NaN or inf when every score is large (scores + 1000): exp overflows — subtract each row's maximum "
+           "before exp")
+    expect_close(high, (scores + 1000).softmax(dim=-1), "your answer for large scores")
+    wide = 1000 * scores                                                 # rows thousands apart
+    big = call(softmax, wide)
+    one_max = (wide - wide.amax()).exp()                                 # rows far below the top underflow to 0
+    if isinstance(big, torch.Tensor) and not torch.isfinite(big).all():
+        diagnose(big, {"NaN for widely spread scores (×1000): one maximum for the whole tensor leaves rows far below "
+                       "it, whose exp is 0 everywhere (0/0) — subtract each row's own maximum (dim=-1, keepdim=True)":
+                       one_max / one_max.sum(dim=-1, keepdim=True)})
+        raise Mistake("NaN or inf for widely spread scores (×1000): exp overflows, or a whole row underflows to 0 — "
+                      "subtract each row's own maximum before exp")
+    expect_close(big, wide.softmax(dim=-1), "your answer for widely spread scores")
     return "and it survives scores of ±3000."
 
 
@@ -61,7 +75,14 @@ def check_causal_attention(attention):
     scores = q @ k.transpose(-2, -1) / 8 ** 0.5                       # (b, n, n)
     future = torch.ones(6, 6, dtype=torch.bool).triu(1)
     past = torch.ones(6, 6, dtype=torch.bool).tril(-1)
+    itself = torch.eye(6, dtype=torch.bool)
     diagnose(got, {
+        "the diagonal is masked too: triu() marks the keys j ≥ i, so no query may attend to itself and query 0 "
+        "sees nothing at all (its row is NaN) — mask only the keys after the query: triu(1), or diagonal=1":
+            scores.masked_fill(future | itself, float("-inf")).softmax(-1) @ v,
+        "the mask points the wrong way and covers the diagonal: query i attended to the keys after it, and the last "
+        "query sees nothing (NaN) — mask the future, the keys j > i: triu(1)":
+            scores.masked_fill(past | itself, float("-inf")).softmax(-1) @ v,
         "no mask: every query attended to the future too": scores.softmax(-1) @ v,
         "the mask points the wrong way: query i attended to keys after it (use triu(1) to find the future, "
         "or tril to keep the past)": scores.masked_fill(past, float("-inf")).softmax(-1) @ v,
@@ -70,9 +91,13 @@ def check_causal_attention(attention):
         "the mask was applied after the softmax, so the rows no longer sum to 1: mask the scores before "
         "softmax": scores.softmax(-1).masked_fill(future, 0.0) @ v,
         "scores not scaled by 1/√d": (scores * 8 ** 0.5).masked_fill(future, float("-inf")).softmax(-1) @ v,
+        "scores divided by d: the scale is 1/√d (d ** 0.5)": (scores / 8 ** 0.5).masked_fill(
+            future, float("-inf")).softmax(-1) @ v,
         "softmax taken over the wrong axis: each query's row of weights must sum to 1":
             scores.masked_fill(future, float("-inf")).softmax(-2).nan_to_num() @ v,
     })
+    expect(not got.isnan().any(), "your answer contains NaN: a query whose every key is masked gets a softmax of "
+                                  "all -inf, 0/0 — each query must keep at least itself (key j = i)")
     changed = v.clone()
     changed[:, -1] += 10                                              # only the last position's value changes
     later = call(attention, q, k, changed)
@@ -95,7 +120,11 @@ def check_split_heads(split_heads):
     """`split_heads(x, heads)`: (b, n, h·d) -> (b, h, n, d) without mixing positions."""
     b, n, h, d = 2, 5, 3, 4
     x = _inputs(b, n, h * d, seed=4)
-    got = expect_shape(call(split_heads, x, h), (b, h, n, d))
+    got = call(split_heads, x, h)
+    expect(getattr(got, "shape", None) != (b, n, h, d) or not is_close(got, x.view(b, n, h, d)),
+           f"you returned {(b, n, h, d)} = (b, n, h, d): the features are split into heads, but the head axis must "
+           f"come before the positions — swap them with .transpose(1, 2)")
+    got = expect_shape(got, (b, h, n, d))
     diagnose(got, {
         "right shape, wrong arrangement: a plain reshape/view to (b, h, n, d) mixes positions into heads — "
         "split the last axis into (h, d) first, then move the head axis forward": x.reshape(b, h, n, d),

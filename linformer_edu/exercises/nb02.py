@@ -4,7 +4,7 @@ each `solution_*` is the worked solution.
 """
 import torch
 
-from ._feedback import Mistake, call, checker, diagnose, expect, expect_close, expect_shape
+from ._feedback import KEEPDIM, Mistake, call, call_on_batch, checker, diagnose, expect, expect_close, expect_shape
 
 
 def _attention_maps(batch=3, n=12, seed=0):
@@ -28,12 +28,12 @@ def solution_smallest_rank(s, fraction):
 def check_smallest_rank(smallest_rank):
     """`smallest_rank(s, fraction)` -> (...,) the number of singular values needed to reach `fraction`."""
     s = torch.linalg.svdvals(_attention_maps(batch=4, n=10))       # (4, 10)
-    got = call(smallest_rank, s, 0.8)
+    want = solution_smallest_rank(s, 0.8)
+    got = call_on_batch(smallest_rank, s, 0.8, want=want, item="spectrum", hints=KEEPDIM)
     if isinstance(got, int):
         raise Mistake(f"got one number ({got}) for a batch of 4 spectra: work along the last axis and return "
                       f"a tensor of shape (4,)")
     got = expect_shape(got.double() if isinstance(got, torch.Tensor) else got, (4,))
-    want = solution_smallest_rank(s, 0.8)
     energy = (s ** 2).cumsum(-1) / (s ** 2).sum(-1, keepdim=True)
     diagnose(got, {
         "off by one: that is the 0-based index of the first entry that reaches the fraction; return the count "
@@ -60,10 +60,12 @@ def solution_prefix_average(n):
 def check_prefix_average(prefix_average):
     """`prefix_average(n)` -> (n, n) with row i equal to 1/(i+1) on columns 0..i and 0 after."""
     n = 6
-    got = expect_shape(call(prefix_average, n), (n, n))
+    got = expect_shape(call(prefix_average, n, hints=KEEPDIM), (n, n))
     want = solution_prefix_average(n)
     ones = torch.ones(n, n)
     diagnose(got, {
+        "entry [i, j] was divided by j + 1, the sum of row j: a row sum of shape (n,) lines up with the columns — "
+        "keepdim=True (shape (n, 1)) divides each row by its own sum": ones.tril() / ones.tril().sum(-1),
         "the rows are not normalised: divide row i by its i + 1 ones, so it sums to 1": ones.tril(),
         "that is the future: row i should average positions 0 … i (tril), not i … n-1 (triu)":
             ones.triu() / ones.triu().sum(-1, keepdim=True),
@@ -102,7 +104,11 @@ def check_random_projection(random_projection):
     ratio = (R ** 2).sum(0).mean().item()   # average ‖R x‖² over unit vectors x = e₁ … eₙ: 1 when lengths are kept
     expect(ratio < 0.5 * k, f"lengths grow by √k = {k ** 0.5:.0f}: ‖Rx‖² ≈ {ratio:.3g}·‖x‖² — the entries need "
                             f"standard deviation 1/√k, not 1")
-    expect(ratio > 2 / k, f"lengths shrink: ‖Rx‖² ≈ {ratio:.3g}·‖x‖² — scale by 1/√k, not 1/k")
+    near = lambda value: 0.8 < ratio / value < 1.25                  # the estimate is within ~2% of its mean
+    expect(not near(k / n), f"lengths shrink: ‖Rx‖² ≈ {ratio:.3g}·‖x‖², which is k/n — you scaled by 1/√n, but "
+                            f"‖Rx‖² adds up k coordinates, one per row of R: scale by 1/√k")
+    expect(not near(1 / k), f"lengths shrink: ‖Rx‖² ≈ {ratio:.3g}·‖x‖², which is 1/k — the entries have standard "
+                            f"deviation 1/k; it should be 1/√k (the variance is 1/k)")
     expect(0.8 < ratio < 1.25, f"lengths are not kept on average: ‖Rx‖² ≈ {ratio:.3g}·‖x‖², expected ≈ 1 — use "
                                f"independent N(0, 1/k) entries")
     return "dot products survive the projection on average, with an error shrinking like 1/√k."

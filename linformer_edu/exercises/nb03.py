@@ -2,10 +2,18 @@
 Linformer head counted in multiply-adds, and the cheap order of the key projection. Each `check_*` takes the learner's function;
 each `solution_*` is the worked solution.
 """
+import math
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ._feedback import Mistake, call, checker, diagnose, expect, expect_close, expect_number, expect_shape
+from ._feedback import Mistake, call, checker, diagnose, expect, expect_close, expect_shape
+
+ORDER = {   # a product of x (b, n, dim), E (k, n) and W (dim, d) whose sizes do not line up
+    r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions of batch2":
+        "the inner sizes of a matrix product must agree: E (k, n) mixes the n positions, so it multiplies from "
+        "the left, E @ x: (k, n) @ (b, n, dim) -> (b, k, dim); W (dim, d) maps the features, from the right",
+}
 
 
 def _inputs(*shape, seed=0):
@@ -38,6 +46,8 @@ def check_mean_pooling(mean_pooling):
             f"position": (torch.arange(n)[None, :] % k == torch.arange(k)[:, None]).float() / w,
             f"each row averages over all n={n} positions: every projected key is then the same mean — use "
             f"windows of n/k={w} positions": torch.full((k, n), 1 / n),
+            f"each weight is 1/k: a window holds w = n/k = {w} positions, so for n={n}, k={k} each weight is "
+            f"1/{w}": want * w / k,
         })
         expect(torch.allclose(got.sum(-1), torch.ones(k), atol=1e-5),
                f"for n={n}, k={k} the rows should each sum to 1 (an average), got sums {got.sum(-1).tolist()}")
@@ -65,22 +75,41 @@ def check_linformer_macs(linformer_macs):
     for n, k, d in [(4096, 128, 64), (1000, 7, 3), (512, 64, 32)]:
         got = call(linformer_macs, n, k, d)
         case = f"for n={n}, k={k}, d={d}"
-        if isinstance(got, (int, float)) and not isinstance(got, bool):
-            wrong = {
-                2 * n * k * d: f"{case} you counted {got:,}: only the scores and the weighted sum — projecting "
-                               f"K and V with E and F costs k·n·d multiply-adds each too",
-                3 * n * k * d: f"{case} you counted {got:,}: one projection is missing — both E K and F V "
-                               f"cost k·n·d",
-                8 * n * k * d: f"{case} you counted {got:,}: that is FLOPs (a multiply and an add each); count "
-                               f"multiply-adds",
-                2 * n * n * d: f"{case} you counted {got:,} = 2·n²·d: that is full attention's cost, with n "
-                               f"keys instead of k",
-            }
-            expect(got not in wrong, wrong.get(got, ""))
-        want = solution_linformer_macs(n, k, d)
-        expect_number(got, want, f"your count {case}")
-        expect(got == want, f"your count {case} is {got:,}, expected {want:,}: count every multiply-add exactly")
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        expect(isinstance(got, (int, float)) and not isinstance(got, bool),
+               f"your count {case} should be a number, got a value of type {type(got).__name__}")
+        if got != solution_linformer_macs(n, k, d):
+            raise Mistake(f"{case} you counted {got:,}{_macs_hint(got, n, k, d)}")
     return "4·n·k·d grows linearly in n; full attention's 2·n²·d grows quadratically."
+
+
+def _macs_hint(got, n, k, d):
+    """What a wrong count of multiply-adds corresponds to, without giving the right one away."""
+    nkd = n * k * d
+    slips = {
+        2 * nkd: ": only the scores and the weighted sum — projecting K and V with E and F costs multiply-adds too",
+        3 * nkd: ": three of the four products — E K, F V, Q (E K)ᵀ and P̄ (F V) cost the same each; which one is "
+                 "missing?",
+        8 * nkd: ": that is FLOPs (a multiply and an add each); count multiply-adds",
+        2 * n * n * d: " = 2·n²·d: that is full attention's cost, with n keys instead of k",
+        2 * nkd + 2 * n * n * d: ": the scores and the weighted sum are counted with n keys — after the projection "
+                                 "there are only k",
+        2 * k * n + 2 * nkd: ": projecting costs k·n multiply-adds per feature — each of the k rows of E K sums n "
+                             "vectors of d numbers",
+        4 * nkd + n * k: ": the n·k on top is the softmax, which is not a matrix product — count the four "
+                         "products only",
+        4 * nkd + 3 * n * d * d: ": that includes the maps to q, k and v — the exercise starts from q, k, v; count "
+                                 "E K, F V, Q (E K)ᵀ and P̄ (F V)",
+        4 * nkd + 4 * n * d * d: ": that includes the maps to q, k, v and the output — the exercise starts from q, "
+                                 "k, v; count E K, F V, Q (E K)ᵀ and P̄ (F V)",
+    }
+    if got in slips:
+        return slips[got]
+    ratio = got / nkd
+    multiple = f" = {ratio:g}·n·k·d" if math.isfinite(ratio) and (2 * ratio).is_integer() else ""
+    return (f"{multiple}, which is not the cost: a (p, q) @ (q, r) product costs p·q·r multiply-adds — add up "
+            f"those of E K, F V, Q (E K)ᵀ and P̄ (F V)")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -94,7 +123,7 @@ def solution_projected_keys(x, E, W):
 
 def _flops(fn, *args):
     with FlopCounterMode(display=False) as counter:
-        out = call(fn, *args)
+        out = call(fn, *args, hints=ORDER)
     return out, counter.get_total_flops()
 
 

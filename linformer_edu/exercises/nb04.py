@@ -5,7 +5,7 @@ each `solution_*` is the worked solution.
 import torch
 
 from ..linformer import LinformerSelfAttention
-from ._feedback import Mistake, call, checker, expect, expect_shape
+from ._feedback import BROADCAST, Mistake, call, checker, expect, expect_shape
 
 SHARING = ("none", "headwise", "kv", "layerwise")
 
@@ -142,7 +142,9 @@ def solution_padding_mask(lengths, n):
 def check_padding_mask(padding_mask):
     """`padding_mask(lengths, n)`: lengths (b,) long -> (b, n) bool, True where a real token sits."""
     lengths, n = torch.tensor([5, 8, 1, 3]), 8
-    got = call(padding_mask, lengths, n)
+    got = call(padding_mask, lengths, n, hints={
+        BROADCAST: "positions (n,) and lengths (b,) do not line up: give each its own axis, positions[None, :] "
+                   "(1, n) against lengths[:, None] (b, 1), which broadcast to (b, n)"})
     expect(got is not None, "your answer is None — did you forget to `return` it?")
     expect(isinstance(got, torch.Tensor), f"your answer should be a torch.Tensor, got {type(got).__name__}")
     want = solution_padding_mask(lengths, n)

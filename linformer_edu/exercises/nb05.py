@@ -4,7 +4,7 @@ squares. Each `check_*` takes the learner's function; each `solution_*` is the w
 """
 import torch
 
-from ._feedback import Mistake, call, checker, diagnose, expect, expect_close, expect_shape
+from ._feedback import Mistake, call, call_on_batch, checker, diagnose, expect, expect_close, expect_shape
 
 
 def _maps(*shape, seed=0):
@@ -25,10 +25,18 @@ def solution_relative_error(A, approx):
 def check_relative_error(relative_error):
     """`relative_error(A, approx)` for a batch of maps (…, n, m) -> one number per map (…)."""
     A, approx = _maps(3, 6, 6, seed=1), _maps(3, 6, 6, seed=2)
-    got = expect_shape(call(relative_error, A, approx), (3,), "your result for 3 maps of 6×6")
+    got = call(relative_error, A, approx)
+    expect(getattr(got, "shape", None) != (3, 6), "got (3, 6), one number per row of each map: the Frobenius norm "
+                                                  "runs over both axes of a map, dim=(-2, -1)")
+    expect(getattr(got, "shape", None) != (), "got one number for the whole batch of 3 maps: take each map's norm "
+                                              "over its own two axes, dim=(-2, -1)")
+    got = expect_shape(got, (3,), "your result for 3 maps of 6×6")
     diff, norm = (A - approx).pow(2).sum((-2, -1)).sqrt(), A.pow(2).sum((-2, -1)).sqrt()
     want = solution_relative_error(A, approx)
     diagnose(got, {
+        "that is the spectral norm (ord=2, the largest singular value): the relative error uses the Frobenius "
+        "norm, the root of the sum of squares (ord='fro', the default)":
+            torch.linalg.matrix_norm(A - approx, ord=2) / torch.linalg.matrix_norm(A, ord=2),
         "that is the absolute error ‖A − Â‖_F: divide by ‖A‖_F, so that 0 means exact and 1 means as far off as "
         "predicting all zeros": diff,
         "you divided by ‖Â‖_F, the approximation's norm: measure the error relative to the map being "
@@ -58,8 +66,9 @@ def check_best_rank_error(best_rank_error):
     A = _maps(2, 8, 8, seed=3)
     s = torch.linalg.svdvals(A)                                 # (2, 8)
     for k in (3, 1):
-        got = expect_shape(call(best_rank_error, s, k), (2,), f"your result for k={k}")
         want = solution_best_rank_error(s, k)
+        got = expect_shape(call_on_batch(best_rank_error, s, k, want=want, item="spectrum"), (2,),
+                           f"your result for k={k}")
         energy = s.pow(2)
         wrong = {
             f"for k={k}: the singular values add up as squares (‖A‖_F² = Σ σᵢ²): square them before summing":
@@ -102,7 +111,9 @@ def check_fitted_effective_map(fitted_effective_map):
     """`fitted_effective_map(p_bar, A)` -> P̄ F (…, n, n) with the least-squares best F."""
     A = _maps(2, 10, 10, seed=4).double()                      # (2, n, n)
     p_bar = _maps(2, 10, 3, seed=5).double()                   # (2, n, k)
-    got = call(fitted_effective_map, p_bar, A)
+    got = call(fitted_effective_map, p_bar, A, hints={
+        r"must be batches of square matrices": "torch.linalg.solve needs a square matrix, and P̄ is n×k: fit in the "
+                                               "least-squares sense, torch.linalg.lstsq or torch.linalg.pinv"})
     expect(not (isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 10)),
            "that looks like F (k, n): return the effective map P̄ F (n, n)")
     got = expect_shape(got, (2, 10, 10), "your result")

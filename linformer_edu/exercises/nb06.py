@@ -102,6 +102,9 @@ def check_map_bytes(map_bytes):
     diagnose(got, {
         "that is the number of entries, not bytes: a float32 takes 4 bytes": want / 4,
         "8 bytes per entry is float64; PyTorch's default (and the benchmark's) is float32, 4 bytes": want * 2,
+        "2 bytes per entry is float16 or bfloat16; the map here is float32, 4 bytes": want / 2,
+        "that is in gigabytes (10⁹ bytes): return the number of bytes itself": want / 1e9,
+        "that is in gibibytes (2³⁰ bytes): return the number of bytes itself": want / 2 ** 30,
         "every head has its own map: multiply by heads": want / column(1),
         "every sequence in the batch has its own maps: multiply by batch": want / column(0),
         "the map is n×n — one weight for every (query, key) pair: square n": want / column(2),

@@ -26,7 +26,9 @@ def check_bits_per_char(bits_per_char):
     """`bits_per_char(logits, targets)` -> one number: the mean cross-entropy in bits."""
     g = torch.Generator().manual_seed(0)
     logits, targets = 3 * torch.randn(2, 5, 7, generator=g), torch.randint(0, 7, (2, 5), generator=g)
-    got = call(bits_per_char, logits, targets)
+    got = call(bits_per_char, logits, targets, hints={
+        r"Expected target size": "F.cross_entropy wants the classes on axis 1: flatten to (b·n, V) logits and (b·n,) "
+                                 "targets, or pass logits.transpose(1, 2)"})
     expect(got is not None, "your answer is None — did you forget to `return` it?")
     if isinstance(got, torch.Tensor):
         expect(got.numel() == 1, f"expected one number for the whole batch, got a tensor of shape "
@@ -43,6 +45,8 @@ def check_bits_per_char(bits_per_char):
         "positive": -nats / math.log(2),
         "softmax over the wrong axis: each position's probabilities run over the vocabulary (the last axis)":
             -wrong_axis.mean() / math.log(2),
+        "F.nll_loss expects log-probabilities, and these are raw logits: apply log_softmax first (F.cross_entropy "
+        "does both)": -logits.gather(-1, targets[..., None]).mean() / math.log(2),
     })
     expect_number(got, (nats / math.log(2)).item())
     return f"a uniform guess over V characters costs log2(V) bits; here log2(7) = {math.log2(7):.2f}."
@@ -68,14 +72,25 @@ def check_next_char_probs(next_char_probs):
     """`next_char_probs(logits, temperature, top_k)` -> (V,) probabilities for (V,) logits."""
     logits = 2 * torch.randn(8, generator=torch.Generator().manual_seed(1))
     for temperature, top_k in CASES:
-        got = expect_shape(call(next_char_probs, logits, temperature, top_k), logits.shape,
-                           f"your answer for temperature={temperature}, top_k={top_k}")
+        got = call(next_char_probs, logits, temperature, top_k)
+        expect(top_k is None or getattr(got, "shape", None) != (top_k,),
+               f"you returned only the top_k={top_k} kept probabilities: return one per character, shape "
+               f"{tuple(logits.shape)}, with 0 for the characters dropped")
+        got = expect_shape(got, logits.shape, f"your answer for temperature={temperature}, top_k={top_k}")
         keep = len(logits) if top_k is None else top_k
         kept, smallest = torch.zeros(2, len(logits), dtype=torch.bool)       # (V,) each
         kept[logits.topk(keep).indices] = True                               # the right characters to keep
         smallest[(-logits).topk(keep).indices] = True                        # the classic slip
+        kth = logits.topk(keep).values[-1]
         want = next_char_distribution(logits, temperature, top_k)
         slips = {
+            "top-k kept k - 1 characters: mask the logits strictly below the k-th largest (logits < kth); "
+            "logits <= kth drops the k-th too (and with top_k=1, everything: NaN)":
+                (logits / temperature).masked_fill(logits <= kth, float("-inf")).softmax(-1),
+            "the dropped logits were set to 0 instead of -inf: exp(0) = 1, so they keep some probability":
+                (logits / temperature).masked_fill(~kept, 0.0).softmax(-1),
+            "the temperature divides the logits before the softmax, not the probabilities after it":
+                logits.masked_fill(~kept, float("-inf")).softmax(-1) / temperature,
             "the logits were multiplied by the temperature: divide them, so that a low temperature sharpens":
                 (logits * temperature).masked_fill(~kept, float("-inf")).softmax(-1),
             "the temperature was ignored": logits.masked_fill(~kept, float("-inf")).softmax(-1),
@@ -122,8 +137,15 @@ def check_lr_schedule(lr_schedule):
     cos = lambda s, low=min_lr: low + 0.5 * (lr - low) * (1 + math.cos(math.pi * s / max_steps))
     warm = lambda s: min(1.0, (s + 1) / warmup)
     rule = lambda f: torch.tensor([f(s) for s in steps], dtype=torch.float64)
+    after_warmup = lambda s: cos((s - warmup) / (max_steps - warmup) * max_steps)   # the cosine over S - W steps
+    nanogpt = lambda s: lr * (s + 1) / (warmup + 1) if s < warmup else after_warmup(s)
     diagnose(got, {
         "no warmup: the first steps should rise linearly, (step + 1) / warmup_steps of the rate": rule(cos),
+        "during the warmup the rate rose towards lr itself: the schedule multiplies the warmup factor by the "
+        "cosine, min(1, (step + 1) / warmup_steps) · cosine(step), at every step":
+            rule(lambda s: lr * (s + 1) / warmup if s < warmup else cos(s)),
+        "that is nanoGPT's schedule (a warmup to lr, then a cosine over the steps after it); this course's is the "
+        "product of section 6, min(1, (step + 1) / warmup_steps) · cosine(step / max_steps)": rule(nanogpt),
         "the cosine decays to 0: it should end at min_lr": rule(lambda s: warm(s) * cos(s, 0.0)),
         "the warmup starts at 0 (step / warmup_steps), so step 0 learns nothing: use (step + 1) / warmup_steps":
             rule(lambda s: min(1.0, s / warmup) * cos(s)),

@@ -62,9 +62,14 @@ def check_prefix_memory(prefix_memory):
     """`prefix_memory(keys, proj, chunk_size)` -> (N, k, d): chunk j's memory holds positions < j·c only."""
     g = torch.Generator().manual_seed(0)
     keys, proj, c = torch.randn(12, 5, generator=g), torch.randn(12, 3, generator=g), 4
-    got = expect_shape(call(prefix_memory, keys, proj, c), (3, 3, 5))
+    got = call(prefix_memory, keys, proj, c)
+    expect(getattr(got, "shape", None) != (2, 3, 5), "you returned N - 1 = 2 memories: chunk 0 needs one too, all "
+                                                     "zeros (nothing comes before it) — put a zero memory in front")
+    got = expect_shape(got, (3, 3, 5))
     per_chunk = torch.einsum("Ncd,Nck->Nkd", keys.view(3, 4, 5), proj.view(3, 4, 3))   # (N, k, d)
     diagnose(got, {
+        "torch.roll wraps the last chunk's sum around to chunk 0, which must see nothing: shift with a zero "
+        "memory in front (torch.cat) instead": per_chunk.cumsum(0).roll(1, 0),
         "chunk j's memory includes chunk j itself: its early queries would see later positions, a leak. "
         "Shift the cumulative sum by one chunk": per_chunk.cumsum(0),
         "each chunk holds only the chunk before it: the memory must sum over *all* earlier chunks (cumsum)":

@@ -111,6 +111,8 @@ def check_invert_affine(invert_affine):
         "multiplied by exp(s(x2)) again: undoing a multiplication divides, x1 = (y1 - f(x2)) · exp(-s(x2))":
             torch.cat([(y1 - f(x2_)) * s(x2_).exp(), x2_], dim=-1),
         "the scale was left out: only the shift f(x2) was undone": torch.cat([y1 - f(x2_), x2_], dim=-1),
+        "f and s were given y2: they take x2, so recover x2 = y2 - g(y1) first and use it in both":
+            torch.cat([(y1 - f(y2)) * (-s(y2)).exp(), x2_], dim=-1),
     })
     expect_close(got, torch.cat([x1, x2], dim=-1), "the recovered input", rtol=1e-4, atol=1e-5)
     return "a learned scale keeps the block invertible as long as exp(s) never reaches 0."
