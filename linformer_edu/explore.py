@@ -197,7 +197,7 @@ class AttentionExplorer:
         self.dim = dim
         self.compute = Computer(self.sources)
         self.drawing = Picture()
-        self.result, self.image, self._holding, self._shown = None, b"", False, None
+        self.result, self.image, self._holding = None, b"", False
 
         c = self.controls = self._make_controls(labels, labels.index(source))
         W, H = self.drawing.size
@@ -235,7 +235,7 @@ class AttentionExplorer:
             "source": widgets.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)], value=source,
                                        description="input", **menu),
             "layer": widgets.IntSlider(0, min=0, max=0, description="layer", **slider),
-            "n": widgets.IntSlider(8, min=8, max=MAX_LEN, step=8, description="length n", **slider),
+            "n": widgets.IntSlider(MIN_LEN, min=MIN_LEN, max=MAX_LEN, step=8, description="length n", **slider),
             "heads": widgets.SelectionSlider(options=divisors(self.dim), value=1, description="heads", **slider),
             "head": widgets.IntSlider(0, min=0, max=0, description="head", **slider),
             "k": widgets.IntSlider(1, min=1, max=MAX_LEN, description="k", **slider),
@@ -283,7 +283,7 @@ class AttentionExplorer:
             self._redraw()
         except Exception:
             self._apply(before, lambda name, value: setattr(self.controls[name], "value", value))   # were good
-            if drawing and self._shown is not None:   # the artists may hold half of the failed picture:
+            if drawing and self.result is not None:   # the artists may hold half of the failed picture:
                 self.update()                         # draw the previous one again (its full map is cached)
             raise
         return self
@@ -336,7 +336,7 @@ class AttentionExplorer:
         model = isinstance(source, ModelLayers)
         c["layer"].max = source.layers - 1
         c["layer"].disabled = source.layers == 1
-        c["n"].max = max(8, source.max_len - source.max_len % 8)
+        c["n"].max = max(MIN_LEN, source.max_len - source.max_len % 8)
         heads = [source.fixed_heads] if model else divisors(self.dim)
         if list(c["heads"].options) != heads:
             c["heads"].options = heads
@@ -383,7 +383,7 @@ class AttentionExplorer:
         try:
             self._redraw()
         except Exception:
-            self.result = self._shown = None
+            self.result = None
             self._show_error()
 
     def _redraw(self):
@@ -396,7 +396,7 @@ class AttentionExplorer:
                  f"‖A − P̄F‖<sub>F</sub>/‖A‖<sub>F</sub> = <b>{c.error:.3f}</b>",
                  f"best rank-{c.k}: {c.best_error:.3f}", *c.notes]
         self.status.value = " · ".join(parts)
-        self.result, self._shown = c, s   # the numbers on show, and the settings they belong to
+        self.result = c
         if self.log.outputs:
             self.log.outputs = ()
 
