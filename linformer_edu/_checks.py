@@ -22,6 +22,16 @@ def check_sampling(temperature, top_k):
         raise ValueError(f"top_k: expected None or a positive int, got {top_k!r}")
 
 
+def check_bool(name, value):
+    """A flag: True or False, nothing that merely looks like one ('no' is truthy, so it would turn the flag on)."""
+    return check_type(name, value, bool, "True or False")
+
+
+def check_dropout(dropout):
+    """A dropout probability: a number in [0, 1) (1 would drop everything)."""
+    return check_number("dropout", dropout, low=0, high=1, high_open=True)
+
+
 def check_choice(name, value, allowed):
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
@@ -44,12 +54,32 @@ def check_heads(dim, heads, dim_head, *, dim_head_option=True):
     return dim // heads
 
 
-def check_last_dim(name, x, dim):
+def check_last_dim(name, x, dim, dtype=None):
+    """x: a floating-point tensor (batch, length, dim). With `dtype` (the layer's weights'), x must have it too,
+    unless torch.autocast is on for x's device (then the layers cast their inputs themselves)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point() or (dtype is not None and x.dtype != dtype and not autocast_on(x.device.type)):
+        want = "a floating-point tensor" if dtype is None else f"a tensor of {dtype} (the dtype of the weights)"
+        raise TypeError(f"{name}: expected {want}, got {x.dtype}")
     if x.dim() != 3 or x.shape[-1] != dim:
         raise ValueError(f"{name}: expected shape (batch, length, {dim}), got {tuple(x.shape)}")
     return x
+
+
+def check_context(context, x, dim, dtype=None):
+    """Keys and values for cross-attention: like x (batch, m, dim), with x's batch size; m may differ from x's n."""
+    check_last_dim("context", context, dim, dtype)
+    if context.shape[0] != x.shape[0]:
+        raise ValueError(f"context: expected batch size {x.shape[0]} (that of x), got {context.shape[0]}")
+    return context
+
+
+def autocast_on(device_type):
+    """Whether torch.autocast is on for this device type (then a layer's inputs may differ from its weights' dtype)."""
+    if hasattr(torch, "get_autocast_dtype"):                          # torch >= 2.4
+        return torch.is_autocast_enabled(device_type)
+    return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def check_length(name, length, seq_len):
@@ -129,6 +159,9 @@ def check_token_ids(name, ids, num_tokens, bound="num_tokens"):
             or ids.is_complex():
         got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise TypeError(f"{name}: expected a tensor of integer token ids, got {got}")
+    if ids.dtype not in (torch.int64, torch.int32):   # nn.Embedding takes no other (nor does the reference)
+        raise TypeError(f"{name}: expected token ids of torch.int64 or torch.int32, got {ids.dtype}; "
+                        f"convert them with .long()")
     if ids.dim() != 2:
         raise ValueError(f"{name}: expected shape (batch, length), got {tuple(ids.shape)}")
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_tokens):

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_heads, check_k, check_last_dim, check_length, check_positive_int, check_type
+from ._checks import (check_dropout, check_heads, check_k, check_last_dim, check_length, check_positive_int,
+                      check_type)
 from .attention import attend
 
 
@@ -62,6 +63,7 @@ class CausalLinformerSelfAttention(nn.Module):
         if check_type("look_back", look_back, int, allowed) < 0:
             raise ValueError(f"look_back: got {look_back!r}, expected {allowed}")
         check_type("fast", fast, bool, "True or False")
+        check_dropout(dropout)
         self.dim, self.seq_len, self.k, self.heads, self.dim_head = dim, seq_len, k, heads, dim_head
         self.chunk_size, self.look_back, self.fast = chunk_size, look_back, fast
 
@@ -94,7 +96,7 @@ class CausalLinformerSelfAttention(nn.Module):
         if mask is not None:
             raise ValueError("mask: CausalLinformerSelfAttention takes no padding mask; got a mask, expected "
                              "None (the causal window already hides every later position)")
-        check_last_dim("x", x, self.dim)
+        check_last_dim("x", x, self.dim, self.to_q.weight.dtype)
         check_length("x", x.shape[1], self.seq_len)
         b, n, _ = x.shape
         h, c, L = self.heads, self.chunk_size, self.look_back

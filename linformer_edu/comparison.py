@@ -32,12 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_type
+from ._checks import check_bool, check_choice, check_count, check_number, check_type
 from ._state import eval_mode
 from .attention import FullSelfAttention
 from .causal import CausalLinformerSelfAttention
 from .linformer import LinformerSelfAttention
-from .lowrank import best_rank_error, fit_values, full_maps, mean_pooling, relative_error, usable_k
+from .projections import SHARING
+from .lowrank import best_rank_error, divisors, fit_values, full_maps, mean_pooling, relative_error, usable_k
 
 PROJECTIONS = ("learned", "random", "mean", "conv", "identity")   # "model" too, for a Linformer model's layers
 SENTENCE = ("attention is all you need, but the attention map is nearly low rank: a few directions carry "
@@ -171,6 +172,33 @@ class Settings:
     fit_f: bool = False
 
 
+def check_settings(s, sources):
+    """Settings that these sources can show, else a ValueError/TypeError naming the setting (not an IndexError
+    from deep inside the computation)."""
+    def int_in(name, low, high, note=""):
+        value, allowed = getattr(s, name), f"an int from {low} to {high}{note}"
+        if not low <= check_type(name, value, int, allowed) <= high:
+            raise ValueError(f"{name}: got {value!r}, expected {allowed}")
+
+    int_in("source", 0, len(sources) - 1)
+    source = sources[s.source]
+    int_in("layer", 0, source.layers - 1)
+    int_in("n", 1, source.max_len, " (the longest this input allows)")
+    heads = [source.fixed_heads] if source.fixed_heads else divisors(source.dim)
+    if s.heads not in heads or isinstance(s.heads, bool):
+        raise ValueError(f"heads: got {s.heads!r}, expected one of {heads}" + (
+            " (the model's)" if source.fixed_heads else f" (the divisors of dim={source.dim})"))
+    int_in("head", 0, s.heads - 1, f" (one of heads={s.heads})")
+    own = isinstance(getattr(source, "attn", [None] * (s.layer + 1))[s.layer], LinformerSelfAttention)
+    check_choice("projection", s.projection, PROJECTIONS + (("model",) if own else ()))
+    if s.projection != "model":   # the model's own projection brings its k and sharing
+        int_in("k", 1, s.n, f" (at most n={s.n})")
+        check_choice("sharing", s.sharing, SHARING)
+    check_count("seed", s.seed)
+    check_number("sharpness", s.sharpness, low=0, low_open=True)
+    check_bool("fit_f", s.fit_f)
+
+
 @dataclass
 class Comparison:
     """One head's maps and how far apart they are (tensors on the CPU)."""
@@ -239,6 +267,7 @@ class Computer:
         return self._cache[1]
 
     def __call__(self, s):
+        check_settings(s, self.sources)
         with one_thread(), torch.no_grad():
             return self._compare(s)
 

@@ -150,7 +150,8 @@ def load_corpus(name_or_path="pydoc", data_dir="data", *, url: str | None = None
     url:      download a remote corpus from here instead (a mirror, or a local server in the tests);
               the SHA-256 is checked all the same.
     A known name wins over a file of the same name; write "./pydoc" to mean the file.
-    Line endings are normalised to "\\n".
+    Line endings are normalised to "\\n", and a UTF-8 byte-order mark (U+FEFF) that starts a file is dropped
+    here: it marks the encoding, it is not text, so it never becomes a vocabulary character.
     """
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"corpus: expected a corpus name or a file path, got {type(name_or_path).__name__}")
@@ -184,7 +185,7 @@ def _read_checked(path: Path, sha256: str) -> str:
 
 def _read_text(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")   # utf-8, and a leading byte-order mark dropped
     except UnicodeDecodeError as err:
         raise ValueError(f"corpus: {str(path)!r} is not UTF-8 text ({err})") from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -239,7 +240,7 @@ class CharVocab:
         if unknown:
             shown = ", ".join(repr(c) for c in unknown[:20])
             more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
-            raise ValueError(f"{what} contains characters not in the vocabulary: {shown}{more}; "
+            raise ValueError(f"{what}: got characters not in the vocabulary: {shown}{more}; "
                              f"the vocabulary has {len(self)} characters: {self.chars!r}")
         return torch.tensor([self.stoi[c] for c in text], dtype=torch.long)  # (n,)
 

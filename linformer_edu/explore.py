@@ -46,6 +46,7 @@ PROJECTION_LABELS = {"learned": "learned (at init)", "random": "random Gaussian 
                      "model": "the model's own E, F"}
 # the controls, each before those whose range it sets (n bounds k, heads bounds head, projection fixes k)
 ORDER = ("source", "layer", "n", "heads", "head", "projection", "sharing", "k", "seed", "sharpness", "fit_f")
+MIN_LEN = 8   # the shortest n the explorer shows (the n slider moves in steps of 8)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -183,6 +184,12 @@ class AttentionExplorer:
             if model is None or tokens is None:
                 raise ValueError("model, tokens: give both (a model and the token ids to run it on) or neither")
             self.sources.append(ModelLayers(model, tokens))
+            given = self.sources[-1]
+            if given.max_len < MIN_LEN:   # name what was passed: too few tokens, or a model's short seq_len
+                few = len(given.tokens) < MIN_LEN
+                raise ValueError(f"tokens: expected at least {MIN_LEN} token ids (the explorer's shortest length n), "
+                                 f"got {len(given.tokens)}" if few else f"model: its seq_len={given.max_len} is "
+                                 f"shorter than the explorer's shortest length n={MIN_LEN}")
         labels = [src.label for src in self.sources]
         if source is None:
             source = labels[-1] if model is not None else "text sentence"
@@ -228,7 +235,7 @@ class AttentionExplorer:
             "source": widgets.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)], value=source,
                                        description="input", **menu),
             "layer": widgets.IntSlider(0, min=0, max=0, description="layer", **slider),
-            "n": widgets.IntSlider(8, min=8, max=MAX_LEN, step=8, description="length n", **slider),
+            "n": widgets.IntSlider(MIN_LEN, min=MIN_LEN, max=MAX_LEN, step=8, description="length n", **slider),
             "heads": widgets.SelectionSlider(options=divisors(self.dim), value=1, description="heads", **slider),
             "head": widgets.IntSlider(0, min=0, max=0, description="head", **slider),
             "k": widgets.IntSlider(1, min=1, max=MAX_LEN, description="k", **slider),
@@ -259,6 +266,8 @@ class AttentionExplorer:
         """Set several controls at once, then redraw once: `explorer.set(k=8, projection="mean")`.
 
         Names are the keys of `explorer.controls`; source and projection also take their names. Returns self.
+        A value that is refused, or settings that cannot be computed, raise — and leave every control, the
+        picture and `explorer.result` as they were before the call.
         """
         unknown = sorted(set(values) - set(self.controls))
         if unknown:
@@ -267,17 +276,29 @@ class AttentionExplorer:
         if "source" in values and isinstance(values["source"], str):
             labels = [src.label for src in self.sources]
             values["source"] = labels.index(check_choice("source", values["source"], labels))
+        before, drawing = {name: control.value for name, control in self.controls.items()}, False
+        try:
+            self._apply(values, self._set_value)
+            drawing = True
+            self._redraw()
+        except Exception:
+            self._apply(before, lambda name, value: setattr(self.controls[name], "value", value))   # were good
+            if drawing and self.result is not None:   # the artists may hold half of the failed picture:
+                self.update()                         # draw the previous one again (its full map is cached)
+            raise
+        return self
+
+    def _apply(self, values, put):
+        """put(name, value) for each control in ORDER, its range synced first; no redraw meanwhile."""
         self._holding = True
         try:
             for name in ORDER:
                 if name in values:
                     self._sync_ranges()
-                    self._set_value(name, values[name])
+                    put(name, values[name])
             self._sync_ranges()
         finally:
             self._holding = False
-        self.update()
-        return self
 
     def _set_value(self, name, value):
         control = self.controls[name]
@@ -315,7 +336,7 @@ class AttentionExplorer:
         model = isinstance(source, ModelLayers)
         c["layer"].max = source.layers - 1
         c["layer"].disabled = source.layers == 1
-        c["n"].max = max(8, source.max_len - source.max_len % 8)
+        c["n"].max = max(MIN_LEN, source.max_len - source.max_len % 8)
         heads = [source.fixed_heads] if model else divisors(self.dim)
         if list(c["heads"].options) != heads:
             c["heads"].options = heads
@@ -357,21 +378,27 @@ class AttentionExplorer:
         self.update()
 
     def update(self):
-        """Recompute and redraw for the current controls; an error goes to the output area, not lost."""
+        """Recompute and redraw for the current controls. An error goes to the output area, not lost, and
+        `result` becomes None: no number stays on show for settings it was not computed for."""
         try:
-            s = self.settings()
-            self.result = c = self.compute(s)
-            self.drawing.update(c)
-            self.image = self.drawing.render()
-            self.picture.value = self.image
-            parts = [f"head {s.head} of {s.heads}", f"n = {s.n}", f"k = {c.k}",
-                     f"‖A − P̄F‖<sub>F</sub>/‖A‖<sub>F</sub> = <b>{c.error:.3f}</b>",
-                     f"best rank-{c.k}: {c.best_error:.3f}", *c.notes]
-            self.status.value = " · ".join(parts)
-            if self.log.outputs:
-                self.log.outputs = ()
+            self._redraw()
         except Exception:
+            self.result = None
             self._show_error()
+
+    def _redraw(self):
+        s = self.settings()
+        c = self.compute(s)
+        self.drawing.update(c)
+        self.image = self.drawing.render()
+        self.picture.value = self.image
+        parts = [f"head {s.head} of {s.heads}", f"n = {s.n}", f"k = {c.k}",
+                 f"‖A − P̄F‖<sub>F</sub>/‖A‖<sub>F</sub> = <b>{c.error:.3f}</b>",
+                 f"best rank-{c.k}: {c.best_error:.3f}", *c.notes]
+        self.status.value = " · ".join(parts)
+        self.result = c
+        if self.log.outputs:
+            self.log.outputs = ()
 
     def _show_error(self):
         """Show the traceback in the output area (a callback's exception would otherwise vanish)."""

@@ -16,11 +16,13 @@ floating-point noise.
     report.leaks, report.max_change              # bool, {t: largest change at positions <= t}
     if leaks_future(layer, 64, dim=32): ...      # a report is truthy when it leaks
 """
+import numbers
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ._checks import check_count, check_number, check_positive_int, check_type
 from ._state import eval_mode
 
 
@@ -48,19 +50,19 @@ class LeakReport:
 def _probe_kind(model, num_tokens, dim):
     """('tokens', vocab size) or ('floats', feature size): from the arguments, else from the model's layers."""
     if num_tokens is not None and dim is not None:
-        raise ValueError(f"give num_tokens (token model) or dim (float inputs), not both: got "
+        raise ValueError(f"num_tokens, dim: give num_tokens (token model) or dim (float inputs), not both; got "
                          f"num_tokens={num_tokens!r} and dim={dim!r}")
     if num_tokens is not None:
-        return "tokens", num_tokens
+        return "tokens", check_positive_int("num_tokens", num_tokens)
     if dim is not None:
-        return "floats", dim
+        return "floats", check_positive_int("dim", dim)
     for module in model.modules():  # the first layer that meets the input tells us what the input is
         if isinstance(module, nn.Embedding):
             return "tokens", module.num_embeddings
         if isinstance(module, nn.Linear):
             return "floats", module.in_features
-    raise ValueError("cannot tell what input the model takes: pass num_tokens= for a token model "
-                     "or dim= for float inputs of shape (batch, n, dim)")
+    raise ValueError("model: cannot tell what input it takes (no Embedding or Linear layer); pass num_tokens= for "
+                     "a token model or dim= for float inputs of shape (batch, n, dim)")
 
 
 def _first_output(out):
@@ -75,21 +77,37 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
     model:      maps (batch, seq_len) int tokens, or (batch, seq_len, dim) floats (given in the dtype of its
                 parameters, e.g. bfloat16), to (batch, seq_len, ...).
     seq_len:    length of the probe sequences.
-    positions:  cut points t to probe (default: five spread over the sequence, first and last included).
+    positions:  cut points t to probe (default: five spread over the sequence, first and last included); an
+                empty list is refused — probing nothing would call every model causal.
     num_tokens / dim: the input kind; by default read from the model's first Embedding or Linear layer.
+    batch:      probe sequences per forward pass (>= 1).
     tolerance:  largest change still called "no leak" (a causal model gives exactly 0).
     The model is probed in eval mode (dropout off) and put back into the mode it was in.
     """
-    if not isinstance(seq_len, int) or seq_len < 2:
-        raise ValueError(f"seq_len must be an int >= 2 (a future needs two positions), got {seq_len!r}")
+    allowed = "an int >= 2 (a future needs two positions)"
+    if check_type("seq_len", seq_len, int, allowed) < 2:
+        raise ValueError(f"seq_len: expected {allowed}, got {seq_len!r}")
     if positions is None:
-        positions = sorted({0, seq_len // 4, seq_len // 2, (3 * seq_len) // 4, seq_len - 2})
-    positions = [int(t) for t in positions]
+        spread = (0, seq_len // 4, seq_len // 2, (3 * seq_len) // 4, seq_len - 2)
+        positions = sorted({min(t, seq_len - 2) for t in spread})   # short sequences: no cut past seq_len - 2
+    allowed = f"cut points in [0, seq_len - 2] = [0, {seq_len - 2}], so that some future follows each"
+    if isinstance(positions, (str, bytes)) or not hasattr(positions, "__iter__"):
+        raise TypeError(f"positions: expected a list of {allowed}, got {positions!r}")
+    positions = list(positions)
+    if not positions:
+        raise ValueError(f"positions: expected at least one of the {allowed}; got [], which would probe nothing "
+                         f"and call any model causal")
+    positions = [int(check_type("positions", t, numbers.Integral, f"a list of {allowed}")) for t in positions]
     for t in positions:
         if not 0 <= t <= seq_len - 2:
-            raise ValueError(f"positions must lie in [0, seq_len - 2] = [0, {seq_len - 2}] so that some "
-                             f"future follows them, got {t}")
+            raise ValueError(f"positions: expected {allowed}, got {t}")
+    check_positive_int("batch", batch)
+    check_number("tolerance", tolerance, low=0)
+    check_count("seed", seed)
     kind, size = _probe_kind(model, num_tokens, dim)
+    if kind == "tokens" and size < 2:   # found by the property test: torch.randint(1, 1) failed inside
+        raise ValueError(f"{'model' if num_tokens is None else 'num_tokens'}: a vocabulary of {size} token id "
+                         f"leaves no later token to change; the leak test needs at least 2")
     param = next(model.parameters(), None)
     if device is None:
         device = param.device if param is not None else torch.device("cpu")
@@ -106,7 +124,7 @@ def leaks_future(model, seq_len, *, positions=None, num_tokens=None, dim=None, b
         x = fresh(seq_len)                                        # (b, n) or (b, n, dim)
         base = _first_output(model(x.to(device, dtype))).float()  # (b, n, ...)
         if base.shape[:2] != (batch, seq_len):
-            raise ValueError(f"the model's output must start with (batch, seq_len) = {(batch, seq_len)}, "
+            raise ValueError(f"model: its output must start with (batch, seq_len) = {(batch, seq_len)}, "
                              f"got shape {tuple(base.shape)}")
         max_change, profile = {}, {}
         for t in positions:

@@ -22,8 +22,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import (check_choice, check_heads, check_k, check_last_dim, check_length, check_mask,
-                      check_positive_int, check_token_ids)
+from ._checks import (check_bool, check_choice, check_context, check_dropout, check_heads, check_k, check_last_dim,
+                      check_length, check_mask, check_positive_int, check_token_ids)
 from .attention import FullSelfAttention, attend, attention_weights
 from .causal import CausalLinformerSelfAttention
 from .projections import KINDS, SHARING, TRAINED, init_projection, projection_matrix
@@ -48,6 +48,13 @@ class LinformerSelfAttention(nn.Module):
     proj_k stores Eᵀ and proj_v stores Fᵀ, each (seq_len, k) — or (heads, seq_len, k) with sharing='none',
     or a conv kernel with projection='conv'. `context` (up to seq_len long) gives cross-attention.
 
+    k may exceed seq_len, as in the reference (its defaults, k=256 with seq_len=128, do): the k projected keys
+    are then mixtures of at most n inputs, so the attention map has rank at most n — no gain, the same cost
+    as k slots. Pooling projections (mean, conv) need k to divide seq_len, so k <= seq_len there.
+
+    exact_dropout (keyword-only): under dropout in training, draw the dropout mask on the explicit path exactly
+    as the reference does (bit for bit) instead of inside the fused kernel (see `attend`).
+
     Inputs shorter than seq_len use the first rows of E and F, and padded positions (mask False) are zeroed
     before projecting. Either way some of the k projected keys may be zero vectors: they still get softmax
     weight (score 0) and carry zero values, diluting the attention — as in the reference. Pooling kinds show it
@@ -55,11 +62,14 @@ class LinformerSelfAttention(nn.Module):
     """
 
     def __init__(self, dim, seq_len, k=256, heads=8, dim_head=None, one_kv_head=False, share_kv=False,
-                 dropout=0., *, sharing="headwise", projection="learned"):
+                 dropout=0., *, sharing="headwise", projection="learned", exact_dropout=False):
         super().__init__()
         dim_head = check_heads(dim, heads, dim_head)
         check_positive_int("seq_len", seq_len)
-        check_k(k, seq_len)
+        check_positive_int("k", k)   # k > seq_len is allowed, as in the reference (see the class docstring)
+        for name, flag in (("one_kv_head", one_kv_head), ("share_kv", share_kv), ("exact_dropout", exact_dropout)):
+            check_bool(name, flag)
+        check_dropout(dropout)
         check_choice("sharing", sharing, SHARING)
         check_choice("projection", projection, KINDS)
         if projection in ("mean", "conv") and seq_len % k:
@@ -67,6 +77,7 @@ class LinformerSelfAttention(nn.Module):
                              f"divide seq_len={seq_len}; got k={k}")
         self.dim, self.seq_len, self.k, self.heads, self.dim_head = dim, seq_len, k, heads, dim_head
         self.share_kv, self.sharing, self.projection = share_kv, sharing, projection
+        self.exact_dropout = exact_dropout
         kv_heads = 1 if one_kv_head else heads
         self.kv_heads = kv_heads
         per_head = heads if sharing == "none" else None
@@ -97,7 +108,7 @@ class LinformerSelfAttention(nn.Module):
     def forward(self, x, context=None, mask=None):
         """x (b, n, dim); context (b, m, dim) for cross-attention; mask (b, m) bool, True = keep."""
         q, k, v = self._qkv(x, context, mask)                          # (b, h, n, d), (b, h, k, d) ×2
-        out = attend(q, k, v, dropout=self.dropout)                    # (b, h, n, d)
+        out = attend(q, k, v, dropout=self.dropout, exact_dropout=self.exact_dropout)   # (b, h, n, d)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))    # (b, n, dim)
 
     def attention_maps(self, x, context=None, mask=None):
@@ -112,9 +123,10 @@ class LinformerSelfAttention(nn.Module):
         return AttentionMaps(p_bar, effective)
 
     def _qkv(self, x, context, mask):
-        check_last_dim("x", x, self.dim)
+        dtype = self.to_q.weight.dtype
+        check_last_dim("x", x, self.dim, dtype)
         check_length("x", x.shape[1], self.seq_len)
-        kv_input = x if context is None else check_last_dim("context", context, self.dim)
+        kv_input = x if context is None else check_context(context, x, self.dim, dtype)
         b, m = kv_input.shape[:2]
         check_length("context", m, self.seq_len)
         if mask is not None:   # padded positions become zero rows, so no key or value can depend on them
@@ -150,7 +162,8 @@ class FeedForward(nn.Module):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("mult", mult)
-        self.glu = glu
+        check_dropout(dropout)
+        self.glu = check_bool("glu", glu)
         self.w1 = nn.Linear(dim, dim * mult * (2 if glu else 1))
         self.act = (activation or nn.GELU)()
         self.dropout = nn.Dropout(dropout)
@@ -188,13 +201,20 @@ class Residual(nn.Module):
         return x + self.fn(x, **fn_kwargs)
 
 
-def per_layer_k(k, depth, seq_len):
-    """One k for every layer, or a list with one k per layer (the paper's nonuniform k)."""
+def per_layer_k(k, depth, seq_len, bounded=False):
+    """One k for every layer, or a list with one k per layer (the paper's nonuniform k).
+
+    bounded: k <= seq_len required (the causal Linformer); otherwise a k above seq_len is allowed, as in the
+    reference (`LinformerSelfAttention` explains what it means).
+    """
+    def check(value, name):
+        return check_k(value, seq_len, name) if bounded else check_positive_int(name, value)
+
     if isinstance(k, (list, tuple)):
         if len(k) != depth:
             raise ValueError(f"k: got a list of {len(k)} values for depth={depth}; give one k per layer")
-        return [check_k(layer_k, seq_len, name=f"k[{i}]") for i, layer_k in enumerate(k)]
-    return [check_k(k, seq_len)] * depth
+        return [check(layer_k, f"k[{i}]") for i, layer_k in enumerate(k)]
+    return [check(k, "k")] * depth
 
 
 def check_projection_options(attention, causal, **options):
@@ -212,35 +232,46 @@ class Linformer(nn.Module):
     """A stack of `depth` pre-norm layers, each attention then feed-forward, on (b, n, dim) inputs.
 
     Beyond the reference (keyword-only): sharing, projection, a list k (one per layer),
-    attention='full' (the softmax baseline), causal=True (see linformer_edu.causal).
+    attention='full' (the softmax baseline), causal=True (see linformer_edu.causal), exact_dropout
+    (reference-exact dropout masks, see `LinformerSelfAttention`; not for the causal Linformer, which has no
+    reference to match). Every model reads at most seq_len positions, attention='full' included.
     """
 
     def __init__(self, dim, seq_len, depth, k=256, heads=8, dim_head=None, one_kv_head=False, share_kv=False,
                  reversible=False, dropout=0., *, sharing="headwise", projection="learned",
-                 attention="linformer", causal=False):
+                 attention="linformer", causal=False, exact_dropout=False):
         super().__init__()
+        check_positive_int("dim", dim)
+        check_positive_int("seq_len", seq_len)
         check_positive_int("depth", depth)
+        for name, flag in (("one_kv_head", one_kv_head), ("share_kv", share_kv), ("reversible", reversible),
+                           ("causal", causal), ("exact_dropout", exact_dropout)):
+            check_bool(name, flag)
         check_choice("attention", attention, ATTENTION)
         check_choice("sharing", sharing, SHARING)
         check_projection_options(attention, causal, one_kv_head=one_kv_head, share_kv=share_kv, sharing=sharing,
                                  projection=projection)
-        ks = per_layer_k(k, depth, seq_len) if attention == "linformer" else [None] * depth   # full: no k
+        if exact_dropout and causal and attention == "linformer":
+            raise ValueError("exact_dropout: True has no effect with causal=True (the causal Linformer has no "
+                             "reference whose dropout masks it could match); leave it at False")
+        ks = per_layer_k(k, depth, seq_len, bounded=causal) if attention == "linformer" else [None] * depth
         if sharing == "layerwise" and len(set(ks)) > 1:
             raise ValueError(f"k: sharing='layerwise' uses one projection for all layers, so k must be the "
                              f"same in every layer; got {list(k)}")
-        self.seq_len = seq_len
+        self.dim, self.seq_len = dim, seq_len
 
         layers = nn.ModuleList([])
         for layer_k in ks:
             if attention == "full":
-                attn = FullSelfAttention(dim, heads=heads, dim_head=dim_head, causal=causal, dropout=dropout)
+                attn = FullSelfAttention(dim, heads=heads, dim_head=dim_head, causal=causal, dropout=dropout,
+                                         exact_dropout=exact_dropout)
             elif causal:
                 attn = CausalLinformerSelfAttention(dim, seq_len, k=layer_k, heads=heads, dim_head=dim_head,
                                                     dropout=dropout)
             else:
                 attn = LinformerSelfAttention(dim, seq_len, k=layer_k, heads=heads, dim_head=dim_head,
                                               one_kv_head=one_kv_head, share_kv=share_kv, dropout=dropout,
-                                              sharing=sharing, projection=projection)
+                                              sharing=sharing, projection=projection, exact_dropout=exact_dropout)
             ff = FeedForward(dim, dropout=dropout)
             layers.append(nn.ModuleList([PreNorm(dim, attn), PreNorm(dim, ff)]))
 
@@ -250,7 +281,11 @@ class Linformer(nn.Module):
         self.net = ReversibleSequence(layers) if reversible else SequentialSequence(layers)
 
     def forward(self, x, mask=None):
-        """x (b, n, dim); mask (b, n) bool, True = keep."""
+        """x (b, n, dim) with n <= seq_len; mask (b, n) bool, True = keep."""
+        check_last_dim("x", x, self.dim, next(self.parameters()).dtype)
+        check_length("x", x.shape[1], self.seq_len)
+        if mask is not None:
+            check_mask(mask, *x.shape[:2])
         return self.net(x, mask=mask)   # (b, n, dim)
 
 
@@ -259,9 +294,10 @@ class LinformerLM(nn.Module):
 
     def __init__(self, num_tokens, dim, seq_len, depth, k=256, heads=8, dim_head=None, one_kv_head=False,
                  share_kv=False, reversible=False, dropout=0., *, sharing="headwise", projection="learned",
-                 attention="linformer", causal=False):
+                 attention="linformer", causal=False, exact_dropout=False):
         super().__init__()
         check_positive_int("num_tokens", num_tokens)
+        check_positive_int("dim", dim)
         check_positive_int("seq_len", seq_len)
         self.num_tokens, self.seq_len = num_tokens, seq_len
         self.token_emb = nn.Embedding(num_tokens, dim)
@@ -269,7 +305,7 @@ class LinformerLM(nn.Module):
         self.linformer = Linformer(dim, seq_len, depth, k=k, heads=heads, dim_head=dim_head,
                                    one_kv_head=one_kv_head, share_kv=share_kv, reversible=reversible,
                                    dropout=dropout, sharing=sharing, projection=projection,
-                                   attention=attention, causal=causal)
+                                   attention=attention, causal=causal, exact_dropout=exact_dropout)
         self.to_logits = nn.Linear(dim, num_tokens)
 
     def forward(self, x, mask=None):

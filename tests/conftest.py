@@ -1,11 +1,21 @@
-"""Scaffolding that many test files share: an exact-message `raises`, the exercise feedback runner, one CPU thread.
+"""Scaffolding that many test files share: an exact-message `raises`, the exercise feedback runner, one CPU thread,
+the hypothesis profiles.
 
 The session-wide settings (quick notebooks, OMP_NUM_THREADS) live in the repository's root conftest.py.
 """
+import os
 from contextlib import contextmanager
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Property tests (tests/test_properties.py). "ci": bounded and derandomized, so every run and machine draws the same
+# examples; "long": many random examples for a local hunt (HYPOTHESIS_PROFILE=long).
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @contextmanager

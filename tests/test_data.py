@@ -50,11 +50,11 @@ def test_vocab_round_trip():
 def test_vocab_unknown_characters_are_listed():
     vocab = CharVocab("abc")
     with pytest.raises(ValueError, match=exactly(
-            "prompt contains characters not in the vocabulary: 'é', '€'; "
+            "prompt: got characters not in the vocabulary: 'é', '€'; "
             "the vocabulary has 3 characters: 'abc'")):
         vocab.encode("a€béa", what="prompt")
     with pytest.raises(ValueError, match=exactly(
-            "text contains characters not in the vocabulary: '\\n', 'd'; the vocabulary has 3 characters: 'abc'")):
+            "text: got characters not in the vocabulary: '\\n', 'd'; the vocabulary has 3 characters: 'abc'")):
         vocab.encode("ad\n")
 
 
@@ -137,6 +137,16 @@ def test_local_text_file(tmp_path):
     path.write_bytes("Ünïcode line one\r\nline two\rline three\n".encode("utf-8"))
     assert load_corpus(path) == "Ünïcode line one\nline two\nline three\n"
     assert load_corpus(str(path)) == load_corpus(path)
+
+
+def test_a_byte_order_mark_is_no_character_of_the_corpus(tmp_path):
+    # Windows editors start UTF-8 files with U+FEFF (bytes EF BB BF): it became a vocabulary character
+    # (issue 12, item 10). Only the leading mark goes: inside the text, U+FEFF is text.
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffab\ufeff".encode("utf-8"))
+    assert load_corpus(path) == "ab\ufeff"
+    path.write_bytes("\ufeffab".encode("utf-8"))
+    assert CharVocab(load_corpus(path)).chars == "ab"
 
 
 def test_local_file_errors(tmp_path):

@@ -53,10 +53,22 @@ def test_dim_not_divisible_by_heads():
     le.LinformerSelfAttention(30, 64, k=16, heads=4, dim_head=8)   # fine with an explicit dim_head
 
 
-@pytest.mark.parametrize("k, message", [(0, "k: expected a positive int, got 0"),
-                                        (65, "k: got 65, expected 1 <= k <= seq_len=64")])
-def test_k_out_of_range(k, message):
-    raises(ValueError, message, le.LinformerSelfAttention, 32, 64, k=k)
+def test_k_out_of_range():
+    raises(ValueError, "k: expected a positive int, got 0", le.LinformerSelfAttention, 32, 64, k=0)
+
+
+@pytest.mark.parametrize("projection", ["mean", "conv"])
+def test_pooling_refuses_k_above_seq_len(projection):
+    # windows of seq_len/k positions: fewer than one position per window is no pooling
+    raises(ValueError, f"k: projection={projection!r} pools windows of seq_len/k positions, so k must divide "
+           f"seq_len=64; got k=128", le.LinformerSelfAttention, 32, 64, k=128, projection=projection)
+
+
+def test_the_causal_linformer_keeps_k_at_most_seq_len():
+    # its memory holds k slots of the prefix: more than seq_len slots only cost memory (issue 12, item 9)
+    raises(ValueError, "k: got 65, expected 1 <= k <= seq_len=64", le.Linformer, 32, 64, 2, k=65, heads=4,
+           causal=True)
+    raises(ValueError, "k: got 65, expected 1 <= k <= seq_len=64", CausalLinformerSelfAttention, 32, 64, k=65)
 
 
 def test_k_of_the_wrong_type():
@@ -132,7 +144,10 @@ def test_pooling_needs_k_to_divide_seq_len():
 def test_per_layer_k_list():
     raises(ValueError, "k: got a list of 2 values for depth=3; give one k per layer", le.Linformer, 32, 64, 3,
            k=[16, 8])
-    raises(ValueError, "k[1]: got 100, expected 1 <= k <= seq_len=64", le.Linformer, 32, 64, 2, k=[16, 100])
+    raises(ValueError, "k[1]: got 100, expected 1 <= k <= seq_len=64", le.Linformer, 32, 64, 2, k=[16, 100],
+           causal=True)
+    raises(TypeError, "k[0]: expected a positive int, got 16.0 of type float", le.Linformer, 32, 64, 2,
+           k=[16.0, 8])
     raises(ValueError, "k: sharing='layerwise' uses one projection for all layers, so k must be the same in "
            "every layer; got [16, 8]", le.Linformer, 32, 64, 2, k=[16, 8], sharing="layerwise")
 
@@ -155,7 +170,7 @@ def test_errors_survive_python_dash_O():
     script = """
 import torch, linformer_edu as le
 checks = [
-    lambda: le.LinformerSelfAttention(32, 64, k=65),
+    lambda: le.LinformerSelfAttention(32, 64, k=0),
     lambda: le.LinformerSelfAttention(30, 64, k=16, heads=4),
     lambda: le.LinformerSelfAttention(32, 64, k=16)(torch.randn(1, 65, 32)),
     lambda: le.LinformerLM(10, 32, 64, 1, k=16)(torch.tensor([[11]])),
@@ -177,3 +192,92 @@ print("ok")
 def test_full_attention_ignores_k():
     model = le.LinformerLM(10, 32, 64, 2, heads=4, attention="full")   # default k=256 > seq_len: not used
     assert model(torch.zeros(1, 64, dtype=torch.long)).shape == (1, 64, 10)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Issue 12, item 10: a named TypeError/ValueError where torch would raise from deep inside
+
+def stack(**options):
+    return le.Linformer(32, 64, 2, k=16, heads=4, **options)
+
+
+@pytest.mark.parametrize("make", [lambda: le.LinformerSelfAttention(**LAYER), lambda: le.FullSelfAttention(32, heads=4),
+                                  lambda: CausalLinformerSelfAttention(32, 64, k=16, heads=4), stack,
+                                  lambda: stack(reversible=True), lambda: stack(attention="full")],
+                         ids=["linformer", "full", "causal", "stack", "reversible", "full-stack"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float64])
+def test_x_of_the_wrong_dtype(make, dtype):
+    raises(TypeError, f"x: expected a tensor of torch.float32 (the dtype of the weights), got {dtype}",
+           make(), torch.ones(1, 8, 32, dtype=dtype))
+
+
+def test_under_autocast_the_layers_cast_their_inputs_themselves():
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert stack()(torch.randn(1, 8, 32, dtype=torch.bfloat16)).shape == (1, 8, 32)
+    raises(TypeError, "x: expected a tensor of torch.float32 (the dtype of the weights), got torch.bfloat16",
+           stack(), torch.randn(1, 8, 32, dtype=torch.bfloat16))   # outside autocast: named, not torch's
+
+
+@pytest.mark.parametrize("options", [dict(), dict(reversible=True), dict(attention="full")])
+def test_the_stack_checks_its_input(options):
+    raises(ValueError, "x: expected shape (batch, length, 32), got (1, 8, 31)", stack(**options),
+           torch.randn(1, 8, 31))
+    raises(ValueError, "x: length 65 is longer than seq_len=64; pass at most 64 positions or build the model "
+           "with a larger seq_len", stack(**options), torch.randn(1, 65, 32))
+    raises(ValueError, "mask: expected shape (1, 8) = (batch, length of keys), got (1, 7)", stack(**options),
+           torch.randn(1, 8, 32), mask=torch.ones(1, 7, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int8])
+def test_token_ids_of_a_dtype_the_embedding_refuses(dtype):
+    # the reference refuses them too (nn.Embedding takes int64 and int32 only): named here
+    lm = le.LinformerLM(10, 32, 64, 1, k=16, heads=4)
+    raises(TypeError, f"x: expected token ids of torch.int64 or torch.int32, got {dtype}; convert them with "
+           f".long()", lm, torch.zeros(1, 8, dtype=dtype))
+    assert lm(torch.zeros(1, 8, dtype=torch.int32)).shape == (1, 8, 10)   # int32 works, as in the reference
+
+
+@pytest.mark.parametrize("layer", [le.LinformerSelfAttention(**LAYER), le.FullSelfAttention(32, heads=4)],
+                         ids=["linformer", "full"])
+def test_a_context_of_another_batch_size(layer):
+    raises(ValueError, "context: expected batch size 2 (that of x), got 3", layer, torch.randn(2, 8, 32),
+           context=torch.randn(3, 8, 32))
+    raises(TypeError, "context: expected a tensor of torch.float32 (the dtype of the weights), got torch.int64",
+           layer, torch.randn(2, 8, 32), context=torch.ones(2, 8, 32, dtype=torch.long))
+
+
+BOOL_OPTIONS = [
+    (le.LinformerSelfAttention, (32, 64), dict(k=16), ["one_kv_head", "share_kv", "exact_dropout"]),
+    (le.FullSelfAttention, (32,), dict(), ["causal", "fast", "exact_dropout"]),
+    (le.Linformer, (32, 64, 1), dict(k=16), ["one_kv_head", "share_kv", "reversible", "causal", "exact_dropout"]),
+    (le.LinformerLM, (10, 32, 64, 1), dict(k=16),
+     ["one_kv_head", "share_kv", "reversible", "causal", "exact_dropout"]),
+    (le.FeedForward, (32,), dict(), ["glu"]),
+]
+
+
+@pytest.mark.parametrize("cls, args, kwargs, flag", [(c, a, kw, f) for c, a, kw, fs in BOOL_OPTIONS for f in fs],
+                         ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("value", ["no", 1, None])
+def test_a_flag_that_is_not_a_bool(cls, args, kwargs, flag, value):
+    # reversible='no' used to build a reversible model: any truthy value switched a flag on
+    raises(TypeError, f"{flag}: expected True or False, got {value!r} of type {type(value).__name__}",
+           cls, *args, **kwargs, **{flag: value})
+
+
+@pytest.mark.parametrize("value, error, message", [
+    ("0.1", TypeError, "dropout: expected a number >= 0 and < 1, got '0.1' of type str"),
+    (1.0, ValueError, "dropout: expected a number >= 0 and < 1, got 1.0"),
+    (-0.1, ValueError, "dropout: expected a number >= 0 and < 1, got -0.1"),
+])
+def test_dropout_out_of_range(value, error, message):
+    for make in (lambda: le.LinformerLM(10, 32, 64, 1, k=16, heads=4, dropout=value),
+                 lambda: le.FullSelfAttention(32, heads=4, dropout=value),
+                 lambda: CausalLinformerSelfAttention(32, 64, k=16, dropout=value)):
+        raises(error, message, make)
+
+
+def test_exact_dropout_has_no_reference_to_match_in_the_causal_linformer():
+    raises(ValueError, "exact_dropout: True has no effect with causal=True (the causal Linformer has no reference "
+           "whose dropout masks it could match); leave it at False", stack, causal=True, exact_dropout=True)
+    stack(causal=True, attention="full", exact_dropout=True)   # causal full attention has an explicit path

@@ -195,9 +195,63 @@ def test_a_failing_update_shows_its_traceback_in_the_output_area():
     assert output["evalue"] == "boom in the callback"
     assert "Traceback" in output["traceback"][0] and "boom in the callback" in output["traceback"][-1]
     assert "error: RuntimeError: boom in the callback" in ex.status.value
+    assert ex.result is None                                # no stale numbers presented as those of k = 5
     ex.compute = working
     ex.controls["k"].value = 6                              # fixed: the next update clears the message
-    assert ex.log.outputs == () and "k = 6" in ex.status.value
+    assert ex.log.outputs == () and "k = 6" in ex.status.value and ex.result.k == 6
+
+
+@pytest.mark.parametrize("bad", [dict(k=10**6), dict(n=32, k=10**6), dict(n=32, projection="bad"),
+                                 dict(seed=5, sharpness=0), dict(heads=8, head=9)], ids=str)
+def test_a_refused_set_leaves_controls_picture_and_result_as_they_were(explorer, bad):
+    # issue 12, item 5: the controls before the bad value used to stay changed under the old result
+    reset(explorer)
+    settings, result, image, status = explorer.settings(), explorer.result, explorer.image, explorer.status.value
+    with pytest.raises(ValueError):
+        explorer.set(**bad)
+    assert explorer.settings() == settings and explorer.result is result
+    assert explorer.image == image and explorer.status.value == status
+    assert explorer.controls["k"].max == 64 and explorer.controls["head"].max == 3   # the ranges too
+
+
+def test_settings_that_cannot_be_computed_raise_from_set_and_change_nothing():
+    ex = AttentionExplorer(n=32, k=4)
+    settings, result, image = ex.settings(), ex.result, ex.image
+    working = ex.compute
+
+    def broken(s):
+        if s.k == 5:
+            raise RuntimeError("boom")
+        return working(s)
+    ex.compute = broken
+    with pytest.raises(RuntimeError, match="^boom$"):      # from code, an error is raised, not only logged
+        ex.set(k=5, seed=3)
+    assert ex.settings() == settings and ex.image == image
+    assert (ex.result.k, ex.result.error) == (result.k, result.error)
+
+
+def test_compare_names_a_setting_out_of_range():
+    source = RandomVectors(64)
+    for settings, message in [
+            (dict(head=5), "head: got 5, expected an int from 0 to 3 (one of heads=4)"),   # was an IndexError
+            (dict(heads=3), "heads: got 3, expected one of [1, 2, 4, 8, 16, 32, 64] (the divisors of dim=64)"),
+            (dict(n=64, k=65), "k: got 65, expected an int from 1 to 64 (at most n=64)"),
+            (dict(layer=1), "layer: got 1, expected an int from 0 to 0"),
+            (dict(n=300), "n: got 300, expected an int from 1 to 256 (the longest this input allows)")]:
+        with pytest.raises(ValueError) as err:
+            compare(source, **settings)
+        assert str(err.value) == message
+
+
+def test_fewer_than_8_positions_name_what_was_passed(lm):
+    # the message used to name n, which the user never passed
+    with pytest.raises(ValueError, match=r"^tokens: expected at least 8 token ids \(the explorer's shortest "
+                                         r"length n\), got 5$"):
+        AttentionExplorer(model=lm, tokens=TOKENS[None, :5])   # (1, n) is taken as n tokens
+    short = LinformerLM(num_tokens=20, dim=32, seq_len=4, depth=1, k=2, heads=4)
+    with pytest.raises(ValueError, match=r"^model: its seq_len=4 is shorter than the explorer's shortest length "
+                                         r"n=8$"):
+        AttentionExplorer(model=short, tokens=TOKENS)
 
 
 def test_bad_settings_say_what_is_allowed(explorer):

@@ -168,26 +168,62 @@ def test_mode_is_restored_and_probe_is_deterministic():
     assert first.max_change == second.max_change
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(seq_len=1), "seq_len must be an int >= 2 (a future needs two positions), got 1"),
-    (dict(seq_len=10, positions=[9]), "positions must lie in [0, seq_len - 2] = [0, 8] so that some future "
-                                      "follows them, got 9"),
-    (dict(seq_len=10, positions=[-1]), "positions must lie in [0, seq_len - 2] = [0, 8] so that some future "
-                                       "follows them, got -1"),
-    (dict(seq_len=10, num_tokens=5, dim=3), "give num_tokens (token model) or dim (float inputs), not both: "
-                                            "got num_tokens=5 and dim=3"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(seq_len=1), ValueError, "seq_len: expected an int >= 2 (a future needs two positions), got 1"),
+    (dict(seq_len=10, positions=[9]), ValueError, "positions: expected cut points in [0, seq_len - 2] = [0, 8], "
+                                                  "so that some future follows each, got 9"),
+    (dict(seq_len=10, positions=[-1]), ValueError, "positions: expected cut points in [0, seq_len - 2] = [0, 8], "
+                                                   "so that some future follows each, got -1"),
+    # probing no cut point used to report "no leak" for any model (issue 12, item 5)
+    (dict(seq_len=10, positions=[]), ValueError, "positions: expected at least one of the cut points in "
+     "[0, seq_len - 2] = [0, 8], so that some future follows each; got [], which would probe nothing and call "
+     "any model causal"),
+    (dict(seq_len=10, positions=[2.5]), TypeError, "positions: expected a list of cut points in [0, seq_len - 2] = "
+     "[0, 8], so that some future follows each, got 2.5 of type float"),
+    (dict(seq_len=10, batch=0), ValueError, "batch: expected a positive int, got 0"),   # was torch's error
+    (dict(seq_len=10, tolerance=-1), ValueError, "tolerance: expected a number >= 0, got -1"),
+    (dict(seq_len=10, num_tokens="5"), TypeError, "num_tokens: expected a positive int, got '5' of type str"),
+    (dict(seq_len=10, dim=0), ValueError, "dim: expected a positive int, got 0"),
+    (dict(seq_len=10.0), TypeError, "seq_len: expected an int >= 2 (a future needs two positions), got 10.0 of "
+                                    "type float"),
+    (dict(seq_len=10, num_tokens=5, dim=3), ValueError, "num_tokens, dim: give num_tokens (token model) or dim "
+                                                        "(float inputs), not both; got num_tokens=5 and dim=3"),
 ])
-def test_bad_arguments(kwargs, message):
-    with pytest.raises(ValueError) as err:
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error) as err:
         leaks_future(TinyCausalLM(), **kwargs)
-    assert str(err.value) == message
+    assert type(err.value) is error and str(err.value) == message
+
+
+@pytest.mark.parametrize("seq_len, positions", [(2, [0]), (3, [0, 1]), (4, [0, 1, 2]), (5, [0, 1, 2, 3])])
+def test_the_default_cut_points_fit_short_sequences(seq_len, positions):
+    # found by tests/test_properties.py: up to seq_len=4 the default cut points included seq_len - 1 and were refused
+    report = leaks_future(TinyCausalLM(), seq_len)
+    assert report.positions == positions and not report.leaks
+    assert leaks_future(ReverseCumsum(), seq_len).leaks
+
+
+def test_an_empty_positions_list_is_refused_even_for_a_leaking_model():
+    with pytest.raises(ValueError, match="^positions: expected at least one"):
+        leaks_future(ReverseCumsum(), 10, positions=[])
+    assert leaks_future(ReverseCumsum(), 10, positions=range(0, 9, 4)).leaks   # any iterable of ints will do
+
+
+def test_a_one_token_vocabulary_leaves_nothing_to_change():
+    # found by tests/test_properties.py: torch.randint(1, 1) failed inside the probe
+    with pytest.raises(ValueError) as err:
+        leaks_future(TinyCausalLM(num_tokens=1), 10)
+    assert str(err.value) == "model: a vocabulary of 1 token id leaves no later token to change; the leak test " \
+                             "needs at least 2"
+    with pytest.raises(ValueError, match="^num_tokens: a vocabulary of 1 token id"):
+        leaks_future(TinyCausalLM(), 10, num_tokens=1)
 
 
 def test_model_of_unknown_input_kind():
     with pytest.raises(ValueError) as err:
         leaks_future(nn.Identity(), 10)
-    assert str(err.value) == ("cannot tell what input the model takes: pass num_tokens= for a token model "
-                              "or dim= for float inputs of shape (batch, n, dim)")
+    assert str(err.value) == ("model: cannot tell what input it takes (no Embedding or Linear layer); pass "
+                              "num_tokens= for a token model or dim= for float inputs of shape (batch, n, dim)")
 
 
 def test_output_not_per_position():
@@ -201,4 +237,4 @@ def test_output_not_per_position():
 
     with pytest.raises(ValueError) as err:
         leaks_future(Pooled(), 10)
-    assert str(err.value) == "the model's output must start with (batch, seq_len) = (2, 10), got shape (2, 4)"
+    assert str(err.value) == "model: its output must start with (batch, seq_len) = (2, 10), got shape (2, 4)"

@@ -63,7 +63,10 @@ def test_gradients_match_reference(opts):
 
 
 def test_dropout_draws_the_same_masks_as_the_reference():
-    reference, ours = make_pair("LinformerLM", 50, 32, 64, 2, k=16, heads=4, dropout=0.3)
+    # exact_dropout: the explicit path, nn.Dropout on the weights (by default the fused kernel draws the masks)
+    reference = ref.LinformerLM(50, 32, 64, 2, k=16, heads=4, dropout=0.3)
+    ours = le.LinformerLM(50, 32, 64, 2, k=16, heads=4, dropout=0.3, exact_dropout=True)
+    ours.load_state_dict(reference.state_dict())
     tokens = torch.randint(0, 50, (2, 64))
     torch.manual_seed(5)
     expected = reference.train()(tokens)
@@ -72,6 +75,24 @@ def test_dropout_draws_the_same_masks_as_the_reference():
     torch.testing.assert_close(got, expected, **TOL)
     torch.manual_seed(6)
     assert not torch.allclose(ours(tokens), expected)   # dropout is really on
+
+
+@pytest.mark.parametrize("opts", [dict(), dict(one_kv_head=True, share_kv=True), dict(reversible=True)], ids=ids)
+def test_k_above_seq_len_loads_and_matches_the_reference(opts):
+    # the reference's own defaults (k=256, seq_len=128) do this: its models load here (issue 12, item 9)
+    torch.manual_seed(3)
+    reference = ref.LinformerLM(50, 32, 16, 2, k=24, heads=4, **opts).eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    ours = le.LinformerLM(50, 32, 16, 2, k=24, heads=4, **opts).eval()
+    ours.load_state_dict(reference.state_dict())
+    for n in (16, 10):   # full length, and shorter: the leading rows of the (16, 24) projections
+        tokens = torch.randint(0, 50, (2, n))
+        torch.testing.assert_close(ours(tokens), reference(tokens), **TOL)
+    layer_ref, layer = make_pair("LinformerSelfAttention", 32, 16, heads=4)   # the default k=256
+    x = torch.randn(2, 16, 32)
+    torch.testing.assert_close(layer(x), layer_ref(x), **TOL)
 
 
 @pytest.mark.parametrize("opts", [dict(), dict(one_kv_head=True), dict(share_kv=True), dict(dim_head=8)], ids=ids)

@@ -72,7 +72,7 @@ def test_generate_samples_in_eval_mode(model):
 
 
 def test_generate_errors(model):
-    with pytest.raises(ValueError, match=r"^prompt contains characters not in the vocabulary: 'Q', 'Z'; "):
+    with pytest.raises(ValueError, match=r"^prompt: got characters not in the vocabulary: 'Q', 'Z'; "):
         generate(model, VOCAB, "QZ the", 5)
     with pytest.raises(ValueError, match=exactly("prompt: expected at least one character to start from "
                                                  "(e.g. '\\n'), got ''")):
