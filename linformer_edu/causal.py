@@ -125,7 +125,8 @@ class CausalLinformerSelfAttention(nn.Module):
 
         # 3. attention, every chunk at once: fold the chunks into the head dimension (views, no copies)
         fold = lambda t: rearrange(t, "b h N c d -> b (h N) c d")
-        allowed = self.window_mask(N, x.device).repeat(h, 1, 1)             # (h·N, c, S)
+        allowed = self.window_mask(N, x.device).repeat(h, 1, 1)[None]       # (1, h·N, c, S): 4-D, so the fused
+                                                                             # kernel takes it (3-D: math path)
         out = attend(fold(q), fold(keys), fold(values), mask=allowed, dropout=self.dropout,
                      fast=self.fast)                                         # (b, h·N, c, d)
         out = rearrange(out, "b (h N) c d -> b (N c) (h d)", h=h)[:, :n]    # (b, n, h·d)
