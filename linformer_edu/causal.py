@@ -168,8 +168,9 @@ class CausalLinformerSelfAttention(nn.Module):
             Fv = self.proj_v[:M * c].view(M, c, k).transpose(1, 2)         # (M, k, c)
             mem_k = (E @ keys[:, :M * c].unflatten(1, (M, c))).cumsum(1)    # (b, M, k, h·d) chunks 0..i
             mem_v = (Fv @ values[:, :M * c].unflatten(1, (M, c))).cumsum(1)  # (b, M, k, h·d)
-            window = lambda t: t[:, c:].unfold(1, (L + 1) * c, c).transpose(2, 3)  # (b, M, (L+1)c, h·d) a view
-            mem_and_window = lambda m, t: heads(torch.cat([m, window(t)], dim=2).flatten(0, 1))  # (b·M, h, S, d)
+            window = lambda t: [t.unflatten(1, (N, c))[:, i:i + M] for i in range(1, L + 2)]  # chunks j-L..j,
+            #                                                               L+1 views (b, M, c, h·d)
+            mem_and_window = lambda m, t: heads(torch.cat([m, *window(t)], dim=2).flatten(0, 1))  # (b·M, h, S, d)
             later = q[:, (L + 1) * c:].reshape(b * M, c, h * d)             # (b·M, c, h·d) a view when b = 1
             allowed = self.window_mask(L + 2, x.device)[-1]                 # (c, S) the same for every chunk > L
             rest = F.scaled_dot_product_attention(heads(later), mem_and_window(mem_k, keys),
