@@ -166,8 +166,8 @@ class CausalLinformerSelfAttention(nn.Module):
             M = N - L - 1
             E = self.proj_k[:M * c].view(M, c, k).transpose(1, 2)          # (M, k, c) E_iᵀ, chunk by chunk
             Fv = self.proj_v[:M * c].view(M, c, k).transpose(1, 2)         # (M, k, c)
-            mem_k = (E @ keys[:, :M * c].unflatten(1, (M, c))).cumsum(1)    # (b, M, k, h·d) chunks 0..i
-            mem_v = (Fv @ values[:, :M * c].unflatten(1, (M, c))).cumsum(1)  # (b, M, k, h·d)
+            mem_k = running_sum(E @ keys[:, :M * c].unflatten(1, (M, c)))    # (b, M, k, h·d) chunks 0..i
+            mem_v = running_sum(Fv @ values[:, :M * c].unflatten(1, (M, c)))  # (b, M, k, h·d)
             window = lambda t: [t.unflatten(1, (N, c))[:, i:i + M] for i in range(1, L + 2)]  # chunks j-L..j,
             #                                                               L+1 views (b, M, c, h·d)
             mem_and_window = lambda m, t: heads(torch.cat([m, *window(t)], dim=2).flatten(0, 1))  # (b·M, h, S, d)
@@ -177,3 +177,32 @@ class CausalLinformerSelfAttention(nn.Module):
                                                   mem_and_window(mem_v, values), attn_mask=allowed)  # (b·M, h, c, d)
             out = torch.cat([out, rest.transpose(1, 2).reshape(b, M * c, h * d)], dim=1)  # (b, N·c, h·d)
         return out[:, :n]                                                   # (b, n, h·d)
+
+
+def running_sum(x):
+    """x.cumsum(1) for x (b, M, ...): the running sum of the chunks' memories.
+
+    On a CPU torch.cumsum over a dim that is not the last runs a scalar loop with a large stride; adding chunk
+    after chunk (M - 1 vectorised adds) does forward + backward 2-3.5x faster for M = 14 .. 126 (issue 11).
+    Elsewhere torch.cumsum is a parallel scan: it is used as is.
+    """
+    return _RunningSum.apply(x) if x.device.type == "cpu" else x.cumsum(1)
+
+
+def _add_up(x, reverse=False):
+    """Running sum over dim 1 from the front (or, reverse=True, from the back), accumulated in float32 or wider."""
+    acc = x.to(torch.promote_types(x.dtype, torch.float32), copy=True)   # (b, M, ...) summed in place
+    for j in (range(acc.shape[1] - 2, -1, -1) if reverse else range(1, acc.shape[1])):
+        acc[:, j] += acc[:, j + 1] if reverse else acc[:, j - 1]
+    return acc.to(x.dtype)
+
+
+class _RunningSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return _add_up(x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        return _add_up(grad, reverse=True)   # d(sum of chunks 0..j)/d(chunk i) = 1 for every j >= i

@@ -231,3 +231,19 @@ def test_fast_path_uses_the_fused_kernel(n):
             attn(x).sum().backward()
         softmax = [name for name in ops.names if "softmax" in name]
         assert bool(softmax) is not fast, (fast, softmax)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_running_sum_is_cumsum_with_its_gradient(dtype):
+    from linformer_edu.causal import running_sum
+    torch.manual_seed(0)
+    x = torch.randn(3, 40, 4, 5).to(dtype).requires_grad_()
+    grad = torch.randn(3, 40, 4, 5).to(dtype)
+    got = running_sum(x)
+    (got_grad,) = torch.autograd.grad(got, x, grad)
+    # the reference: cumsum in float32, rounded once to the input's dtype (a bf16 sum is not rounded 40 times)
+    want = x.detach().float().cumsum(1).to(dtype)
+    want_grad = grad.float().flip(1).cumsum(1).flip(1).to(dtype)
+    assert got.dtype == got_grad.dtype == dtype
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_grad, want_grad, atol=1e-5, rtol=1e-5)
