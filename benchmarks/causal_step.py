@@ -4,6 +4,7 @@
     python benchmarks/causal_step.py --quick --out DIR  # tiny sizes: checks that everything runs (seconds)
     python benchmarks/causal_step.py --ns 1024 4096 --ks 64 --rounds 9
     python benchmarks/causal_step.py --threads 1 --clock cpu   # CPU time of one thread: a busy machine's view
+    python benchmarks/causal_step.py --baseline main           # also the causal layer of git ref main, same rounds
 
 One training step = forward + cross-entropy + backward + AdamW of a `LinformerLM(causal=True)` (the causal
 Linformer of linformer_edu.causal) against the same `LinformerLM` with attention="full", causal=True (fused
@@ -35,8 +36,10 @@ import os
 import pathlib
 import platform
 import statistics
+import subprocess
 import sys
 import time
+import types
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # run from a fresh clone without installing
@@ -46,16 +49,33 @@ import torch.nn.functional as F  # noqa: E402
 
 from linformer_edu import LinformerLM  # noqa: E402
 from linformer_edu.bench import saved_bytes  # noqa: E402
+from linformer_edu.causal import CausalLinformerSelfAttention  # noqa: E402
 
 VOCAB = 65   # tiny Shakespeare's characters
 
 
-def build(kind, n, k, *, dim, heads, depth, seed=0):
-    """The model of one contestant: 'linformer' (causal Linformer with k) or 'full' (causal SDPA)."""
+def baseline_layer(ref):
+    """CausalLinformerSelfAttention as linformer_edu/causal.py was at git ref `ref` (e.g. main): a class."""
+    source = subprocess.run(["git", "show", f"{ref}:linformer_edu/causal.py"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    module = types.ModuleType("linformer_edu._causal_baseline")
+    module.__package__ = "linformer_edu"            # its relative imports resolve against today's package
+    exec(compile(source, f"{ref}:linformer_edu/causal.py", "exec"), module.__dict__)
+    return module.CausalLinformerSelfAttention
+
+
+def build(kind, n, k, *, dim, heads, depth, seed=0, layer=None):
+    """The model of one contestant: 'linformer' (causal Linformer with k) or 'full' (causal SDPA).
+
+    layer: another causal layer class with the same attributes (a baseline), swapped into every layer."""
     torch.manual_seed(seed)
-    if kind == "linformer":
-        return LinformerLM(VOCAB, dim, n, depth, k=k, heads=heads, causal=True)
-    return LinformerLM(VOCAB, dim, n, depth, heads=heads, attention="full", causal=True)
+    if kind == "full":
+        return LinformerLM(VOCAB, dim, n, depth, heads=heads, attention="full", causal=True)
+    model = LinformerLM(VOCAB, dim, n, depth, k=k, heads=heads, causal=True)
+    for module in model.modules():
+        if layer is not None and isinstance(module, CausalLinformerSelfAttention):
+            module.__class__ = layer
+    return model
 
 
 def training_step(model, n, tokens, seed=0):
@@ -130,14 +150,17 @@ def machine():
             "python": platform.python_version(), "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
-def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock=time.perf_counter, progress=print):
+def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock=time.perf_counter, baseline=None,
+        progress=print):
     rows = []
     for k in ks:
         for n in ns:
             if k > n:
                 continue
-            steps = {kind: training_step(build(kind, n, k, dim=dim, heads=heads, depth=depth), n, tokens)
-                     for kind in ("linformer", "full")}
+            layers = {"linformer": None, "full": None} | ({"baseline": baseline} if baseline else {})
+            steps = {name: training_step(build("full" if name == "full" else "linformer", n, k, dim=dim,
+                                               heads=heads, depth=depth, layer=layer), n, tokens)
+                     for name, layer in layers.items()}
             times = interleaved(steps, rounds, clock=clock)
             ratios = [f / lin for f, lin in zip(times["full"], times["linformer"])]
             row = {"n": n, "k": k, "batch": max(1, tokens // n), "ratio": statistics.median(ratios),
@@ -145,11 +168,17 @@ def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock=time.perf
                    "flop_limit": flop_limit(n, k, dim=dim, heads=heads, depth=depth),
                    "linformer_ms": 1e3 * statistics.median(times["linformer"]),
                    "full_ms": 1e3 * statistics.median(times["full"]), "ratios": ratios, "times": times}
+            if baseline:
+                base = [f / old for f, old in zip(times["full"], times["baseline"])]
+                gain = [old / lin for old, lin in zip(times["baseline"], times["linformer"])]
+                row.update(baseline_ratio=statistics.median(base), baseline_ratio_low=min(base),
+                           baseline_ratio_high=max(base), gain=statistics.median(gain), gain_low=min(gain),
+                           gain_high=max(gain))
             rows.append(row)
             progress(f"n={n:5d} k={k:3d}  ratio {row['ratio']:.2f} ({row['ratio_low']:.2f} … {row['ratio_high']:.2f})"
                      f"  limit {row['flop_limit']:.2f}  linformer {row['linformer_ms']:.0f} ms"
                      f"  full {row['full_ms']:.0f} ms")
-    memory = {n: kept_for_backward(n, max(ks), dim=dim, heads=heads, depth=depth) for n in memory_ns}
+    memory = {n: kept_for_backward(n, ks[0], dim=dim, heads=heads, depth=depth) for n in memory_ns}
     return rows, memory
 
 
@@ -158,10 +187,19 @@ def table(rows, memory, settings):
              f"interleaved per-round ratios; lowest … highest round); dim {settings['dim']}, {settings['heads']} heads, "
              f"depth {settings['depth']}, {settings['tokens']} tokens per step, float32, "
              f"{settings['machine']['torch_threads']} threads, {settings['clock']} time, chunk = k, look_back 1",
-             "", "| n | k | batch | ratio | spread | FLOP limit | Linformer ms | full ms |", "|---|---|---|---|---|---|---|---|"]
+             ""]
+    base = settings.get("baseline")
+    head = "| n | k | batch | ratio | spread | FLOP limit |"
+    if base:
+        head += f" ratio at {base} | spread | gain over {base} | spread |"
+    lines += [head + " Linformer ms | full ms |", "|---" * (head.count("|") + 1) + "|"]
     for r in sorted(rows, key=lambda r: (r["k"] != 64, r["k"], r["n"])):
-        lines.append(f"| {r['n']} | {r['k']} | {r['batch']} | {r['ratio']:.2f} | {r['ratio_low']:.2f} … "
-                     f"{r['ratio_high']:.2f} | {r['flop_limit']:.2f} | {r['linformer_ms']:.0f} | {r['full_ms']:.0f} |")
+        line = (f"| {r['n']} | {r['k']} | {r['batch']} | {r['ratio']:.2f} | {r['ratio_low']:.2f} … "
+                f"{r['ratio_high']:.2f} | {r['flop_limit']:.2f} |")
+        if base:
+            line += (f" {r['baseline_ratio']:.2f} | {r['baseline_ratio_low']:.2f} … {r['baseline_ratio_high']:.2f} |"
+                     f" {r['gain']:.2f} | {r['gain_low']:.2f} … {r['gain_high']:.2f} |")
+        lines.append(line + f" {r['linformer_ms']:.0f} | {r['full_ms']:.0f} |")
     if len(memory) >= 2:
         small, big = sorted(memory)[-2:]
         lines += ["", f"Bytes kept for backward (batch 1, k = {settings['memory_k']}), n = {big} / n = {small}: "
@@ -182,6 +220,8 @@ def main(argv=None):
     parser.add_argument("--memory-ns", type=int, nargs="*", default=[4096, 8192])
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: this thread's CPU time, with --threads 1: robust to other jobs on the machine")
+    parser.add_argument("--baseline", metavar="GITREF",
+                        help="also time the causal layer as it was at this git ref (e.g. main), in the same rounds")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that everything runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "causal_step"))
     args = parser.parse_args(argv)
@@ -191,12 +231,14 @@ def main(argv=None):
     if args.clock == "cpu" and args.threads != 1:
         parser.error(f"--clock cpu measures one thread's CPU time: it needs --threads 1, got --threads {args.threads}")
     torch.set_num_threads(args.threads)
-    settings = {key: getattr(args, key) for key in ("rounds", "dim", "heads", "depth", "tokens", "quick", "clock")}
-    settings.update(memory_k=max(args.ks), machine=machine())
+    settings = {key: getattr(args, key) for key in ("rounds", "dim", "heads", "depth", "tokens", "quick", "clock",
+                                                    "baseline")}
+    settings.update(memory_k=args.ks[0], machine=machine())
     started = time.time()
     rows, memory = run(args.ns, args.ks, rounds=args.rounds, dim=args.dim, heads=args.heads, depth=args.depth,
                        tokens=args.tokens, memory_ns=args.memory_ns,
-                       clock=time.thread_time if args.clock == "cpu" else time.perf_counter)
+                       clock=time.thread_time if args.clock == "cpu" else time.perf_counter,
+                       baseline=baseline_layer(args.baseline) if args.baseline else None)
     settings["seconds"] = time.time() - started
     text = table(rows, memory, settings)
     print(text)

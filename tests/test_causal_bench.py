@@ -3,6 +3,7 @@ with the causal layer's own mask. No timed asserts: the times are reported, neve
 import importlib.util
 import json
 import pathlib
+import subprocess
 
 import pytest
 import torch
@@ -35,6 +36,19 @@ def test_quick_mode_writes_the_table_and_the_json(causal_step, tmp_path):
     assert set(results["saved_bytes"]) == {"32", "64"}
     text = (tmp_path / "causal_step.txt").read_text()
     assert "| 64 | 16 | 2 |" in text and "n = 64 / n = 32" in text
+
+
+def test_quick_mode_times_a_baseline_from_git_in_the_same_rounds(causal_step, tmp_path):
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    threads = torch.get_num_threads()
+    try:
+        rows, _ = causal_step.main(["--quick", "--out", str(tmp_path), "--baseline", "HEAD"])
+    finally:
+        torch.set_num_threads(threads)
+    assert len(rows[0]["times"]["baseline"]) == len(rows[0]["times"]["linformer"]) == 2
+    assert rows[0]["gain_low"] <= rows[0]["gain"] <= rows[0]["gain_high"]
+    assert "gain over HEAD" in (tmp_path / "causal_step.txt").read_text()
 
 
 @pytest.mark.parametrize("n, k, c, L", [(40, 4, 8, 1), (37, 9, 6, 2), (64, 16, 16, 0), (7, 3, 3, 1)])
