@@ -172,3 +172,78 @@ def test_bad_input(call, error, message):
     with pytest.raises(error) as err:
         call(attn)
     assert str(err.value) == message
+
+
+# The fast path (fast=True: causal SDPA over the first L+1 chunks, one masked SDPA over the rest) against the
+# readable path (fast=False: every chunk's memory and window side by side, explicit softmax), issue 11.
+# n = 40: chunk 8 divides it, chunk 6 does not; k below, at and above the chunk size; look_back 0, 1, 2.
+FAST_SETTINGS = [(c, L, k) for c in (8, 6) for L in (0, 1, 2) for k in (c // 2, c, c + 3)]
+
+
+def pair(c, L, k, seq_len=48, heads=2, dim=16):
+    """The same weights twice: one layer on the fast path, one on the readable path."""
+    torch.manual_seed(0)
+    fast = CausalLinformerSelfAttention(dim, seq_len, k=k, heads=heads, chunk_size=c, look_back=L, fast=True)
+    explicit = CausalLinformerSelfAttention(dim, seq_len, k=k, heads=heads, chunk_size=c, look_back=L, fast=False)
+    explicit.load_state_dict(fast.state_dict())
+    return fast, explicit
+
+
+def output_and_gradients(layer, x):
+    out = layer(x)                                                   # (b, n, dim)
+    return [out, *torch.autograd.grad(out.pow(2).sum(), [x, *layer.parameters()])]
+
+
+@pytest.mark.parametrize("c, L, k", FAST_SETTINGS)
+def test_fast_path_gives_the_numbers_of_the_readable_path(c, L, k):
+    fast, explicit = pair(c, L, k)
+    x = torch.randn(3, 40, 16, requires_grad=True)
+    for got, want in zip(output_and_gradients(fast, x), output_and_gradients(explicit, x), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("c, L, k", FAST_SETTINGS)
+def test_fast_and_readable_paths_are_leak_free(c, L, k):
+    for layer in pair(c, L, k):
+        report = leaks_future(layer, 40, positions=[0, c - 1, c, 2 * c + 1, 23, 38])
+        assert report.worst == 0.0, (layer.fast, report.max_change)
+
+
+@pytest.mark.parametrize("n", [5, 16, 17, 40])
+def test_fast_path_uses_the_fused_kernel(n):
+    """fast=True must not fall back to an explicit softmax (as a 3-D mask made SDPA do before issue 11)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    x = torch.randn(2, n, 16, requires_grad=True)
+    for fast in (True, False):
+        attn = CausalLinformerSelfAttention(16, 40, k=4, heads=2, chunk_size=4, fast=fast)
+        with Ops() as ops:
+            attn(x).sum().backward()
+        softmax = [name for name in ops.names if "softmax" in name]
+        assert bool(softmax) is not fast, (fast, softmax)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_running_sum_is_cumsum_with_its_gradient(dtype):
+    from linformer_edu.causal import running_sum
+    torch.manual_seed(0)
+    x = torch.randn(3, 40, 4, 5).to(dtype).requires_grad_()
+    grad = torch.randn(3, 40, 4, 5).to(dtype)
+    got = running_sum(x)
+    (got_grad,) = torch.autograd.grad(got, x, grad)
+    # the reference: cumsum in float32, rounded once to the input's dtype (a bf16 sum is not rounded 40 times)
+    want = x.detach().float().cumsum(1).to(dtype)
+    want_grad = grad.float().flip(1).cumsum(1).flip(1).to(dtype)
+    assert got.dtype == got_grad.dtype == dtype
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_grad, want_grad, atol=1e-5, rtol=1e-5)
