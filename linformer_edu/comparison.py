@@ -25,7 +25,6 @@ change of k or projection recomputes only the Linformer side.
     c.error, c.best_error                                         # ‖A − P̄F‖/‖A‖ and the rank-k floor
 """
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_bool, check_choice, check_count, check_number, check_type
-from ._state import eval_mode
+from ._state import eval_mode, one_thread
 from .attention import FullSelfAttention
 from .causal import CausalLinformerSelfAttention
 from .linformer import LinformerSelfAttention
@@ -229,20 +228,6 @@ def linformer_layer(s, dim, dim_head, kv_heads, weights):
             if P is not None:
                 P.copy_(fixed.expand_as(P))
     return layer
-
-
-
-@contextmanager
-def one_thread():
-    """Run tiny tensor work on one thread: faster, and on a busy machine threads that wait for each other can
-    turn a 0.02 ms matmul into 40 ms. The previous thread count comes back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
 
 
 class Computer:

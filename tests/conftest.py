@@ -10,6 +10,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+from linformer_edu import _state
+
 # Property tests (tests/test_properties.py). "ci": bounded and derandomized, so every run and machine draws the same
 # examples; "long": many random examples for a local hunt (HYPOTHESIS_PROFILE=long).
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, database=None,
@@ -47,9 +49,5 @@ def feedback(capsys):
 @pytest.fixture
 def one_thread():
     """Run on one CPU thread, then put the previous count back: many tiny ops gain nothing from more threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _state.one_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)

@@ -29,15 +29,6 @@ def per_position_loop(attn, x):
     return attn.to_out(out.reshape(b, n, h * d))
 
 
-@pytest.fixture
-def one_thread():
-    """Many tiny ops (the per-position loop): extra threads only get in the way."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 SETTINGS = [  # (n, seq_len, k, chunk_size, look_back, heads)
     (64, 64, 16, None, 1, 4),   # defaults: chunk = k
     (50, 64, 8, 8, 1, 4),       # shorter than seq_len, last chunk partial
