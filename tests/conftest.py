@@ -8,16 +8,20 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
 
 from linformer_edu import _state
 
 # Property tests (tests/test_properties.py). "ci": bounded and derandomized, so every run and machine draws the same
 # examples; "long": many random examples for a local hunt (HYPOTHESIS_PROFILE=long).
-settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+try:   # .venv-colab runs the explorer's tests with Colab's packages only, without the dev tools
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    settings = None
+if settings is not None:
+    settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, database=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("long", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @contextmanager
