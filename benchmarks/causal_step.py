@@ -184,7 +184,8 @@ def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock=time.perf
 
 def table(rows, memory, settings):
     lines = [f"Causal training step, full causal SDPA time / causal Linformer time (median of {settings['rounds']} "
-             f"interleaved per-round ratios; lowest … highest round); dim {settings['dim']}, {settings['heads']} heads, "
+             f"interleaved per-round ratios; lowest … highest round); dim {settings['dim']}, "
+             f"{settings['heads']} heads, "
              f"depth {settings['depth']}, {settings['tokens']} tokens per step, float32, "
              f"{settings['machine']['torch_threads']} threads, {settings['clock']} time, chunk = k, look_back 1",
              ""]
@@ -203,7 +204,8 @@ def table(rows, memory, settings):
     if len(memory) >= 2:
         small, big = sorted(memory)[-2:]
         lines += ["", f"Bytes kept for backward (batch 1, k = {settings['memory_k']}), n = {big} / n = {small}: "
-                  + ", ".join(f"{kind} {memory[big][kind] / memory[small][kind]:.2f}" for kind in ("linformer", "full"))]
+                  + ", ".join(f"{kind} {memory[big][kind] / memory[small][kind]:.2f}"
+                              for kind in ("linformer", "full"))]
     return "\n".join(lines) + "\n"
 
 
