@@ -43,6 +43,12 @@ import types
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # run from a fresh clone without installing
+# OpenMP threads that wait for each other spin by default. With any other busy process on the machine a
+# 2-thread step then takes several times its work, and the model with more, smaller operations suffers most
+# (measured at n = 1024 beside one other busy process: 6.7 s for the causal Linformer and 5.4 s for SDPA per
+# step when spinning, 1.3 s and 1.9 s when waiting passively). Passive waiting, set before torch loads OpenMP,
+# keeps the comparison about the algorithms; OMP_WAIT_POLICY=active in the environment restores spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -147,7 +153,8 @@ def machine():
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+            "python": platform.python_version(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
 def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock=time.perf_counter, baseline=None,
@@ -184,9 +191,11 @@ def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock=time.perf
 
 def table(rows, memory, settings):
     lines = [f"Causal training step, full causal SDPA time / causal Linformer time (median of {settings['rounds']} "
-             f"interleaved per-round ratios; lowest … highest round); dim {settings['dim']}, {settings['heads']} heads, "
+             f"interleaved per-round ratios; lowest … highest round); dim {settings['dim']}, "
+             f"{settings['heads']} heads, "
              f"depth {settings['depth']}, {settings['tokens']} tokens per step, float32, "
-             f"{settings['machine']['torch_threads']} threads, {settings['clock']} time, chunk = k, look_back 1",
+             f"{settings['machine']['torch_threads']} threads (OpenMP wait policy "
+             f"{settings['machine']['omp_wait_policy']}), {settings['clock']} time, chunk = k, look_back 1",
              ""]
     base = settings.get("baseline")
     head = "| n | k | batch | ratio | spread | FLOP limit |"
@@ -203,7 +212,8 @@ def table(rows, memory, settings):
     if len(memory) >= 2:
         small, big = sorted(memory)[-2:]
         lines += ["", f"Bytes kept for backward (batch 1, k = {settings['memory_k']}), n = {big} / n = {small}: "
-                  + ", ".join(f"{kind} {memory[big][kind] / memory[small][kind]:.2f}" for kind in ("linformer", "full"))]
+                  + ", ".join(f"{kind} {memory[big][kind] / memory[small][kind]:.2f}"
+                              for kind in ("linformer", "full"))]
     return "\n".join(lines) + "\n"
 
 

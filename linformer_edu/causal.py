@@ -168,13 +168,16 @@ class CausalLinformerSelfAttention(nn.Module):
             Fv = self.proj_v[:M * c].view(M, c, k).transpose(1, 2)         # (M, k, c)
             mem_k = running_sum(E @ keys[:, :M * c].unflatten(1, (M, c)))    # (b, M, k, h·d) chunks 0..i
             mem_v = running_sum(Fv @ values[:, :M * c].unflatten(1, (M, c)))  # (b, M, k, h·d)
-            window = lambda t: [t.unflatten(1, (N, c))[:, i:i + M] for i in range(1, L + 2)]  # chunks j-L..j,
-            #                                                               L+1 views (b, M, c, h·d)
-            mem_and_window = lambda m, t: heads(torch.cat([m, *window(t)], dim=2).flatten(0, 1))  # (b·M, h, S, d)
+
+            def memory_then_window(mem, t):     # chunk j's keys (values): k memory slots, then chunks j-L..j
+                window = [t.unflatten(1, (N, c))[:, i:i + M] for i in range(1, L + 2)]  # (b, M, c, h·d) views
+                return heads(torch.cat([mem, *window], dim=2).flatten(0, 1))           # (b·M, h, S, d)
+
             later = q[:, (L + 1) * c:].reshape(b * M, c, h * d)             # (b·M, c, h·d) a view when b = 1
             allowed = self.window_mask(L + 2, x.device)[-1]                 # (c, S) the same for every chunk > L
-            rest = F.scaled_dot_product_attention(heads(later), mem_and_window(mem_k, keys),
-                                                  mem_and_window(mem_v, values), attn_mask=allowed)  # (b·M, h, c, d)
+            rest = F.scaled_dot_product_attention(heads(later), memory_then_window(mem_k, keys),
+                                                  memory_then_window(mem_v, values),
+                                                  attn_mask=allowed)                 # (b·M, h, c, d)
             out = torch.cat([out, rest.transpose(1, 2).reshape(b, M * c, h * d)], dim=1)  # (b, N·c, h·d)
         return out[:, :n]                                                   # (b, n, h·d)
 
