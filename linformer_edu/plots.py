@@ -4,6 +4,8 @@
     spectrum(s, labels)                 normalized cumulative singular values (the paper's Fig. 1 picture)
     loglog(x, {label: y})               cost versus size on log-log axes, each line labelled with its fitted slope;
                                         returns (ax, {label: slope})
+    projection_shapes(n, k, d)          the projection's shapes: K → E → EK, V → F → FV, Q(EK)ᵀ → P̄ → P̄(FV)
+    linformer_block(n, k, d, heads)     the Linformer layer as blocks, as in the paper's Fig. 2, shapes marked
     loss_curves({label: losses})        training / validation loss versus step
     LiveLossPlot()                      a callback for `train.train` that redraws every run's curves as it trains
 
@@ -15,9 +17,10 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.ticker import NullFormatter
 
-from ._checks import check_choice
+from ._checks import check_choice, check_positive_int
 
 
 def to_numpy(x):
@@ -162,6 +165,130 @@ def loglog(x, series, *, ax=None, xlabel="sequence length n", ylabel="time (s)",
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     return ax, slopes
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Diagrams: boxes, arrows and shapes, no data (notebooks 03 and 04)
+
+def _sizes(**sizes):
+    """The sizes a diagram writes beside its symbols: each None (symbol only) or a positive int."""
+    for name, value in sizes.items():
+        if value is not None:
+            check_positive_int(name, value)
+    return sizes
+
+
+def _shape(rows, cols, sizes, sep=" = "):
+    """'n × d', then the numbers when both are known: 'n × d = 256 × 32' (joined by `sep`)."""
+    numbers = [sizes.get(rows), sizes.get(cols)]
+    text = f"{rows} × {cols}"
+    return text if None in numbers else f"{text}{sep}{numbers[0]} × {numbers[1]}"
+
+
+def _box(ax, x, y, w, h, text, color, **text_options):
+    """A box with its lower left corner at (x, y), `text` in its middle; returns its centre."""
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", facecolor=color, edgecolor="0.25"))
+    if text:
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", **{"fontsize": 9, **text_options})
+    return x + w / 2, y + h / 2
+
+
+def _arrow(ax, start, end, label=None):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="0.3", lw=1.2))
+    if label:
+        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.15, label, ha="center", va="bottom",
+                fontsize=8, color="0.3")
+
+
+def _canvas(ax, figsize, xlim, ylim, title):
+    ax = _axes(ax, figsize)
+    ax.set(xlim=xlim, ylim=ylim, aspect="equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
+def projection_shapes(n=None, k=None, d=None, *, ax=None):
+    """The shapes of one Linformer head, each matrix a box drawn to its proportions (n tall, k short, d narrow).
+
+    Keys: K (n × d) → E (k × n) → EK (k × d); values: V → F → FV the same; then Q (n × d) meets EK in
+    Q(EK)ᵀ/√d (n × k), softmax makes P̄ (n × k), and P̄(FV) is the head's output (n × d). Given n, k, d (positive
+    ints), the numbers follow the symbols. Ten boxes, nine arrows; returns the Axes.
+    """
+    sizes = _sizes(n=n, k=k, d=d)
+    N, K, D = 3.0, 1.2, 0.8                          # drawn lengths: k well below n, d narrowest
+    numbers = ", ".join(f"{name} = {value}" for name, value in sizes.items() if value is not None)
+    ax = _canvas(ax, (8, 6.4), (-0.6, 15.8), (-4.0, 12.4),
+                 "the projection's shapes" + (f" ({numbers})" if numbers else ""))
+    colors = {"input": "#dbe9f6", "projection": "#fde0c5", "projected": "#fff2b3", "map": "#d9f0d3"}
+
+    def matrix(x, centre_y, rows, cols, name, kind):
+        w, h = {"n": N, "k": K, "d": D}[cols], {"n": N, "k": K, "d": D}[rows]
+        _box(ax, x, centre_y - h / 2, w, h, "", colors[kind])
+        ax.text(x + w / 2, centre_y + h / 2 + 0.2, name, ha="center", va="bottom", fontsize=10)
+        ax.text(x + w / 2, centre_y - h / 2 - 0.2, _shape(rows, cols, sizes, "\n"), ha="center", va="top",
+                fontsize=8)
+        return x, x + w, centre_y - h / 2, centre_y + h / 2          # left, right, bottom, top
+
+    keys_y, maps_y, values_y = 9.8, 4.4, -1.4        # three rows: keys, the maps, values
+    rows = {}
+    for y, src, proj in ((keys_y, "K", "E"), (values_y, "V", "F")):
+        left = matrix(0, y, "n", "d", src, "input")
+        mid = matrix(2.2, y, "k", "n", proj, "projection")
+        right = matrix(6.6, y, "k", "d", proj + src, "projected")
+        _arrow(ax, (left[1], y), (mid[0], y))
+        _arrow(ax, (mid[1], y), (right[0], y))
+        rows[src] = right
+    q = matrix(0, maps_y, "n", "d", "Q", "input")
+    scores = matrix(9.2, maps_y, "n", "k", "Q(EK)ᵀ/√d", "map")
+    p_bar = matrix(11.8, maps_y, "n", "k", "P̄", "map")
+    out = matrix(14.4, maps_y, "n", "d", "P̄(FV)", "map")
+    _arrow(ax, (q[1], maps_y), (scores[0], maps_y))
+    _arrow(ax, (rows["K"][1], keys_y), ((scores[0] + scores[1]) / 2, scores[3] + 0.75))
+    _arrow(ax, (scores[1], maps_y), (p_bar[0], maps_y), "softmax")
+    _arrow(ax, (p_bar[1], maps_y), (out[0], maps_y))
+    _arrow(ax, (rows["V"][1], values_y), ((out[0] + out[1]) / 2, out[2] - 1.0))
+    return ax
+
+
+def linformer_block(n=None, k=None, d=None, heads=None, dim=None, *, ax=None):
+    """The Linformer layer as blocks, bottom to top as in the paper's Fig. 2 (left), with each block's output shape.
+
+    Input X (n × dim) → per head, linear maps to Q, K, V (n × d) → projections E on K and F on V (k × d) →
+    scaled dot-product attention softmax(Q(EK)ᵀ/√d)(FV) (n × d, through the n × k map P̄) → concatenate the h heads
+    (n × h·d) → linear out (n × dim). Given sizes (positive ints) are written beside the symbols. Nine boxes, ten
+    arrows; returns the Axes.
+    """
+    sizes = _sizes(n=n, k=k, d=d, heads=heads, dim=dim)
+    sizes["h·d"] = None if None in (heads, d) else heads * d
+    ax = _canvas(ax, (6.4, 6.4), (-0.4, 10.6), (-0.5, 11.4), "the Linformer layer (paper, Fig. 2)")
+    blue, orange, green, grey = "#dbe9f6", "#fde0c5", "#d9f0d3", "#eeeeee"
+    w, h = 2.6, 1.0
+
+    def block(x, y, name, rows, cols, color, width=w):
+        centre = _box(ax, x, y, width, h, f"{name}\n{_shape(rows, cols, sizes)}", color)
+        return centre, y, y + h                       # centre, bottom, top
+
+    x_in = block(2.9, 0, "input X", "n", "dim", grey, width=3.2)
+    linear = {name: block(x, 2.0, f"Linear → {name}", "n", "d", blue) for name, x in (("Q", 0.2), ("K", 3.6), ("V", 7.0))}
+    projected = {name: block(x, 4.0, f"projection {p}: {p}{name}", "k", "d", orange)
+                 for name, p, x in (("K", "E", 3.6), ("V", "F", 7.0))}
+    attention = block(0.2, 6.2, "scaled dot-product attention: P̄(FV), P̄ = softmax(Q(EK)ᵀ/√d)", "n", "d", green,
+                      width=9.4)
+    concat = block(2.9, 8.2, "concat heads", "n", "h·d", grey, width=3.2)
+    out = block(2.9, 10.2, "Linear out", "n", "dim", blue, width=3.2)
+    for name, (centre, bottom, _) in linear.items():
+        _arrow(ax, (x_in[0][0], x_in[2]), (centre[0], bottom))
+    for name, (centre, bottom, _) in projected.items():
+        _arrow(ax, (centre[0], linear[name][2]), (centre[0], bottom))
+    for centre, _, top in (linear["Q"], *projected.values()):
+        _arrow(ax, (centre[0], top), (centre[0], attention[1]))
+    _arrow(ax, (concat[0][0], attention[2]), (concat[0][0], concat[1]))
+    _arrow(ax, (out[0][0], concat[2]), (out[0][0], out[1]))
+    ax.add_patch(Rectangle((-0.2, 1.7), 10.2, 5.8, fill=False, ls="--", ec="0.5"))       # one per head
+    heads_text = "h heads" if heads is None else f"h = {heads} heads"
+    ax.text(10.1, 4.6, heads_text, ha="left", va="center", rotation=90, fontsize=8, color="0.4")
+    return ax
 
 
 # ----------------------------------------------------------------------------------------------------------------
