@@ -270,7 +270,8 @@ def linformer_block(n=None, k=None, d=None, heads=None, dim=None, *, ax=None):
         return centre, y, y + h                       # centre, bottom, top
 
     x_in = block(2.9, 0, "input X", "n", "dim", grey, width=3.2)
-    linear = {name: block(x, 2.0, f"Linear → {name}", "n", "d", blue) for name, x in (("Q", 0.2), ("K", 3.6), ("V", 7.0))}
+    linear = {name: block(x, 2.0, f"Linear → {name}", "n", "d", blue)
+              for name, x in (("Q", 0.2), ("K", 3.6), ("V", 7.0))}
     projected = {name: block(x, 4.0, f"projection {p}: {p}{name}", "k", "d", orange)
                  for name, p, x in (("K", "E", 3.6), ("V", "F", 7.0))}
     attention = block(0.2, 6.2, "scaled dot-product attention: P̄(FV), P̄ = softmax(Q(EK)ᵀ/√d)", "n", "d", green,

@@ -44,7 +44,8 @@ def test_projection_shapes_draws_ten_matrices_and_nine_arrows_with_their_shapes(
 
 def test_projection_shapes_draws_each_matrix_to_its_proportions():
     ax = plots.projection_shapes()
-    size = {name: (box_under(ax, name).get_height(), box_under(ax, name).get_width()) for name in ("K", "E", "EK", "P̄")}
+    size = {name: (box_under(ax, name).get_height(), box_under(ax, name).get_width())
+            for name in ("K", "E", "EK", "P̄")}
     (n, d), (k, n_wide), (k_tall, d_wide), (n_tall, k_wide) = size["K"], size["E"], size["EK"], size["P̄"]
     assert n == n_wide == n_tall and k == k_tall == k_wide and d == d_wide    # rows × columns, one length per symbol
     assert n > k > d
