@@ -218,7 +218,7 @@ def projection_shapes(n=None, k=None, d=None, *, ax=None):
     sizes = _sizes(n=n, k=k, d=d)
     N, K, D = 3.0, 1.2, 0.8                          # drawn lengths: k well below n, d narrowest
     numbers = ", ".join(f"{name} = {value}" for name, value in sizes.items() if value is not None)
-    ax = _canvas(ax, (8, 6.4), (-0.6, 15.8), (-4.0, 12.4),
+    ax = _canvas(ax, (8, 6.4), (-0.6, 16.0), (-4.0, 12.4),
                  "the projection's shapes" + (f" ({numbers})" if numbers else ""))
     colors = {"input": "#dbe9f6", "projection": "#fde0c5", "projected": "#fff2b3", "map": "#d9f0d3"}
 
@@ -240,9 +240,9 @@ def projection_shapes(n=None, k=None, d=None, *, ax=None):
         _arrow(ax, (mid[1], y), (right[0], y))
         rows[src] = right
     q = matrix(0, maps_y, "n", "d", "Q", "input")
-    scores = matrix(9.2, maps_y, "n", "k", "Q(EK)ᵀ/√d", "map")
-    p_bar = matrix(11.8, maps_y, "n", "k", "P̄", "map")
-    out = matrix(14.4, maps_y, "n", "d", "P̄(FV)", "map")
+    scores = matrix(8.9, maps_y, "n", "k", "Q(EK)ᵀ/√d", "map")
+    p_bar = matrix(11.9, maps_y, "n", "k", "P̄", "map")
+    out = matrix(14.6, maps_y, "n", "d", "P̄(FV)", "map")
     _arrow(ax, (q[1], maps_y), (scores[0], maps_y))
     _arrow(ax, (rows["K"][1], keys_y), ((scores[0] + scores[1]) / 2, scores[3] + 0.75))
     _arrow(ax, (scores[1], maps_y), (p_bar[0], maps_y), "softmax")
