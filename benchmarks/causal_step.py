@@ -27,8 +27,9 @@ limit by running at a higher FLOP rate than the other contestant.
 Memory: bytes kept for backward by one forward at batch 1 (`linformer_edu.bench.saved_bytes`), n = 4096 and
 8192 when both are measured: linear in n means a ratio near 2.
 
-Writes DIR/causal_step.txt (the table) and DIR/causal_step.json (every per-round time, the settings, the
-machine). The numbers are only as quiet as the machine was: say so when other jobs shared it.
+Writes DIR/causal_step.txt (the table), DIR/causal_step.png (ratio against n for each k, beside the FLOP limit
+and issue 11's targets) and DIR/causal_step.json (every per-round time, the settings, the machine);
+`--replot DIR` redraws the picture from DIR/causal_step.json without timing anything. The numbers are only as quiet as the machine was: say so when other jobs shared it.
 """
 import argparse
 import json
@@ -54,6 +55,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from linformer_edu import LinformerLM  # noqa: E402
+from linformer_edu._files import write_atomically  # noqa: E402
 from linformer_edu.bench import saved_bytes  # noqa: E402
 from linformer_edu.causal import CausalLinformerSelfAttention  # noqa: E402
 
@@ -217,6 +219,39 @@ def table(rows, memory, settings):
     return "\n".join(lines) + "\n"
 
 
+TARGETS = {1024: 1.1, 2048: 1.5, 4096: 2.4}   # issue 11 §1, k = 64: training-step ratio at least this
+
+
+def plot(rows, path):
+    """Ratio (full / Linformer step time) against n, one colour per k: the median with the rounds' spread as a
+    bar, the FLOP limit dashed, the k = 64 targets as black marks; 1 (level) as a grey line. Returns the figure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, k in enumerate(sorted({r["k"] for r in rows})):
+        mine = sorted((r for r in rows if r["k"] == k), key=lambda r: r["n"])
+        ns = [r["n"] for r in mine]
+        ratio = [r["ratio"] for r in mine]
+        spread = [[r["ratio"] - r["ratio_low"] for r in mine], [r["ratio_high"] - r["ratio"] for r in mine]]
+        ax.errorbar(ns, ratio, yerr=spread, fmt="o-", color=f"C{i}", capsize=3, label=f"k = {k}")
+        ax.plot(ns, [r["flop_limit"] for r in mine], "--", color=f"C{i}", alpha=0.6)
+    ax.plot(list(TARGETS), list(TARGETS.values()), "k_", markersize=14, mew=2, label="target (k = 64)")
+    ax.axhline(1, color="gray", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="sequence length n",
+           ylabel="full causal SDPA time / causal Linformer time",
+           title="causal training step (dashed: FLOP-ratio limit)")
+    ns = sorted({r["n"] for r in rows})
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
+    ax.legend()
+    fig.tight_layout()
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    plt.close(fig)
+    return fig
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ns", type=int, nargs="+", default=[128, 256, 512, 1024, 2048, 4096, 8192])
@@ -234,7 +269,14 @@ def main(argv=None):
                         help="also time the causal layer as it was at this git ref (e.g. main), in the same rounds")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that everything runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "causal_step"))
+    parser.add_argument("--replot", metavar="DIR", help="redraw DIR/causal_step.png from DIR/causal_step.json, "
+                        "timing nothing")
     args = parser.parse_args(argv)
+    if args.replot:
+        folder = pathlib.Path(args.replot)
+        rows = json.loads((folder / "causal_step.json").read_text())["rows"]
+        plot(rows, folder / "causal_step.png")
+        return rows, None
     if args.quick:
         args.ns, args.ks, args.rounds, args.dim, args.heads = [32, 64], [16], 2, 32, 2
         args.depth, args.tokens, args.memory_ns, args.threads = 1, 128, [32, 64], 1   # 1: no waits on a busy CPU
@@ -254,9 +296,10 @@ def main(argv=None):
     print(text)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "causal_step.txt").write_text(text)
-    (out / "causal_step.json").write_text(json.dumps(
-        {"settings": settings, "rows": rows, "saved_bytes": {str(n): v for n, v in memory.items()}}, indent=1))
+    write_atomically(out / "causal_step.txt", lambda tmp: tmp.write_text(text))
+    plot(rows, out / "causal_step.png")
+    record = {"settings": settings, "rows": rows, "saved_bytes": {str(n): v for n, v in memory.items()}}
+    write_atomically(out / "causal_step.json", lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     return rows, memory
 
 

@@ -36,6 +36,22 @@ def test_quick_mode_writes_the_table_and_the_json(causal_step, tmp_path):
     assert set(results["saved_bytes"]) == {"32", "64"}
     text = (tmp_path / "causal_step.txt").read_text()
     assert "| 64 | 16 | 2 |" in text and "n = 64 / n = 32" in text
+    assert (tmp_path / "causal_step.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.glob("*.tmp*"))          # written atomically: no temporary file left behind
+
+
+def test_the_plot_draws_each_k_its_flop_limit_and_the_targets(causal_step, tmp_path):
+    rows = [{"n": n, "k": k, "ratio": n / 512 + k / 1000, "ratio_low": 0.5, "ratio_high": 9.0, "flop_limit": n / 500}
+            for k in (32, 64) for n in (256, 1024, 4096)]
+    fig = causal_step.plot(rows, tmp_path / "p.png")
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["target (k = 64)"].get_xdata()) == [1024, 2048, 4096]
+    assert list(lines["target (k = 64)"].get_ydata()) == [1.1, 1.5, 2.4]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert [list(line.get_ydata()) for line in dashed] == [[256 / 500, 1024 / 500, 4096 / 500]] * 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["target (k = 64)", "k = 32", "k = 64"]
+    assert (tmp_path / "p.png").is_file()
 
 
 def test_quick_mode_times_a_baseline_from_git_in_the_same_rounds(causal_step, tmp_path):
