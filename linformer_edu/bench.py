@@ -17,6 +17,10 @@ instruments are those of `linformer_edu.measure`, re-exported here (`bench.timei
 
     rows = sweep([Case("linformer", n, k=128) for n in (1024, 2048)])       # list of dicts, one per case
     matmul_gflops(2048)                                                      # the machine's matmul rate
+
+On a machine that other jobs share, time the work rather than the waiting: one torch thread and its CPU time
+(`torch.set_num_threads(1)`, clock="thread"), and `interleaved_sweep`, which times every case once per round so
+that a load that drifts during the sweep slows all cases alike.
 """
 import json
 import os
