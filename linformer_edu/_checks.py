@@ -39,6 +39,19 @@ def check_choice(name, value, allowed):
     return value
 
 
+def check_clock(clock, device):
+    """A stopwatch's clock: 'wall' (elapsed time), or 'thread' (CPU time of the calling thread), which measures
+    the whole work only when it all runs on that thread: on the CPU, with torch.set_num_threads(1)."""
+    check_choice("clock", clock, ("wall", "thread"))
+    if clock == "thread" and torch.device(device).type != "cpu":
+        raise ValueError(f"clock: got 'thread' with device={str(device)!r}, expected device 'cpu' (a GPU's work "
+                         "is not CPU time; use clock='wall' there)")
+    if clock == "thread" and torch.get_num_threads() != 1:
+        raise ValueError(f"clock: got 'thread' with {torch.get_num_threads()} torch threads, expected 1 (call "
+                         "torch.set_num_threads(1) first: the other threads' work is not on this thread's clock)")
+    return clock
+
+
 def check_heads(dim, heads, dim_head, *, dim_head_option=True):
     """The per-head width: dim_head if given, else dim // heads (which must divide evenly).
 

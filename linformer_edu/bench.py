@@ -17,6 +17,10 @@ instruments are those of `linformer_edu.measure`, re-exported here (`bench.timei
 
     rows = sweep([Case("linformer", n, k=128) for n in (1024, 2048)])       # list of dicts, one per case
     matmul_gflops(2048)                                                      # the machine's matmul rate
+
+On a machine that other jobs share, time the work rather than the waiting: one torch thread and its CPU time
+(`torch.set_num_threads(1)`, clock="thread"), and `interleaved_sweep`, which times every case once per round so
+that a load that drifts during the sweep slows all cases alike.
 """
 import json
 import os
@@ -28,7 +32,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_choice
+from ._checks import check_choice, check_clock, check_positive_int
 from .attention import FullSelfAttention
 from .linformer import Linformer, LinformerSelfAttention
 from .measure import (MODELS, Timing, attention_flops, contended, count_flops, largest_intermediate,  # noqa: F401
@@ -117,8 +121,8 @@ def flops(case):
 # ----------------------------------------------------------------------------------------------------------------
 # Measuring cases
 
-def measure(case, *, device="cpu", repeats=5, warmup=1, memory=True, slow_s=1.0, retries=3):
-    """Time (and, with memory=True, memory) of one case; returns one row (a dict).
+def measure(case, *, device="cpu", repeats=5, warmup=1, memory=True, slow_s=1.0, retries=3, clock="wall"):
+    """Time (and, with memory=True, memory) of one case; returns one row (a dict). clock: as in `timeit`.
 
     A case whose first call takes longer than `slow_s` seconds is timed over 3 repeats instead of `repeats`.
     A timing that looks disturbed by other programs (`contended`) is repeated, up to `retries` times, and the
@@ -127,16 +131,16 @@ def measure(case, *, device="cpu", repeats=5, warmup=1, memory=True, slow_s=1.0,
     module = build(case).to(device)
     x = torch.randn(case.batch, case.n, case.dim, device=device, requires_grad=case.backward)
     fn = step(module, x, case.backward)
-    first = timeit(fn, repeats=1, warmup=0, device=device).median
+    first = timeit(fn, repeats=1, warmup=0, device=device, clock=clock).median
     timing, attempts = None, 0
     while attempts <= retries and (timing is None or contended(timing)):
         attempt = timeit(fn, repeats=min(repeats, 3) if first > slow_s else repeats, warmup=max(warmup - 1, 0),
-                         device=device)
+                         device=device, clock=clock)
         timing = attempt if timing is None or attempt.median < timing.median else timing
         attempts += 1
     row = {**asdict(case), "pass": "fwd+bwd" if case.backward else "fwd", "device": str(device),
            "median_ms": 1e3 * timing.median, "best_ms": 1e3 * timing.best, "spread": timing.spread,
-           "cpu_share": timing.cpu_share, "attempts": attempts,
+           "cpu_share": timing.cpu_share, "attempts": attempts, "clock": clock,
            "gflops": flops(case) / timing.median / 1e9}
     if case.model == "linformer":   # the same work counted as the reference algorithm would do it
         row["gflops_reference_equivalent"] = flops(replace(case, model="reference")) / timing.median / 1e9
@@ -153,11 +157,43 @@ def measure(case, *, device="cpu", repeats=5, warmup=1, memory=True, slow_s=1.0,
     return row
 
 
-def sweep(cases, *, device="cpu", repeats=5, warmup=1, memory=True, progress=True):
+def sweep(cases, *, device="cpu", repeats=5, warmup=1, memory=True, progress=True, clock="wall"):
     """Measure each case (skipping reference cases when the reference is not installed); a list of rows."""
     cases = [c for c in cases if c.model != "reference" or reference_available()]
-    return [measure(c, device=device, repeats=repeats, warmup=warmup, memory=memory)
+    return [measure(c, device=device, repeats=repeats, warmup=warmup, memory=memory, clock=clock)
             for c in tqdm(cases, desc="benchmark", disable=not progress, leave=False)]
+
+
+def interleaved_sweep(cases, *, rounds=5, warmup=1, device="cpu", clock="wall", progress=True):
+    """Time every case once per round, `rounds` rounds, after `warmup` untimed calls of each; a list of rows.
+
+    Unlike `sweep`, which times each case's repeats back to back, a load that drifts while the sweep runs (another
+    job starting or ending on a shared machine) then slows every case alike, so the shape of time against n
+    survives; within a case, the median over rounds ignores a few unlucky calls. Rows as `measure`'s, without
+    memory: median_ms, best_ms, spread over the rounds, gflops.
+    """
+    check_positive_int("rounds", rounds)
+    check_clock(clock, device)
+    cases = [c for c in cases if c.model != "reference" or reference_available()]
+    fns = []
+    for case in cases:
+        module = build(case).to(device)
+        x = torch.randn(case.batch, case.n, case.dim, device=device, requires_grad=case.backward)   # (b, n, dim)
+        fns.append(step(module, x, case.backward))
+        for _ in range(warmup):
+            fns[-1]()
+    times = [[] for _ in cases]
+    for _ in tqdm(range(rounds), desc="rounds", disable=not progress, leave=False):
+        for fn, seconds in zip(fns, times):
+            seconds.append(timeit(fn, repeats=1, warmup=0, device=device, clock=clock).median)
+    rows = []
+    for case, seconds in zip(cases, times):
+        median = statistics.median(seconds)
+        rows.append({**asdict(case), "pass": "fwd+bwd" if case.backward else "fwd", "device": str(device),
+                     "median_ms": 1e3 * median, "best_ms": 1e3 * min(seconds),
+                     "spread": (max(seconds) - min(seconds)) / median, "rounds": rounds, "clock": clock,
+                     "gflops": flops(case) / median / 1e9})
+    return rows
 
 
 def crossover(rows, k, *, scope="layer", backward=False):

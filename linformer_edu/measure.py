@@ -3,8 +3,10 @@
 Notebooks and the benchmark contest (`linformer_edu.bench`) measure with these; none of them knows a model.
 
     FLOPs     `attention_flops`: the formula for each algorithm; `count_flops`: what PyTorch actually ran
-    time      `timeit`: median wall time of `repeats` calls after `warmup` calls (CUDA synchronised), and the
-              fastest; `contended` says whether other programs disturbed it; `matmul_gflops`: the machine's rate
+    time      `timeit`: median time of `repeats` calls after `warmup` calls (CUDA synchronised), and the
+              fastest; `contended` says whether other programs disturbed it; `matmul_gflops`: the machine's rate.
+              clock="wall" (default) times elapsed seconds; clock="thread" the CPU seconds of one torch thread
+              (torch.set_num_threads(1)): the work itself, which other programs on a shared machine barely bend
     saved     `saved_bytes`: bytes kept alive for backward — tensors saved by autograd (saved-tensor hooks) and
               tensors a custom autograd Function keeps on its context, each storage once, parameters and buffers
               excluded
@@ -13,7 +15,7 @@ Notebooks and the benchmark contest (`linformer_edu.bench`) measure with these; 
               MemTracker where this torch has it (else None)
 
 `saved` and `largest` are exact and the same on every run: they count tensors, not process memory.
-Times are noisy on a shared machine; `spread` = (slowest - fastest) / median says how noisy.
+Wall times are noisy on a shared machine; `spread` = (slowest - fastest) / median says how noisy.
 
     timeit(step(layer, x, backward=True)).median            # seconds per training step of one layer
     saved_bytes(lambda: layer(x), layer)                    # bytes the graph keeps for backward
@@ -26,7 +28,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ._checks import check_choice
+from ._checks import check_choice, check_clock
 
 MODELS = ("naive", "sdpa", "reference", "linformer")   # the attention algorithms measured (bench's contestants)
 
@@ -94,7 +96,8 @@ class Timing:
     """Seconds per call: median, fastest, spread = (slowest - fastest) / median, and cpu_share.
 
     cpu_share = CPU time this process got / (wall time × torch threads): about 1 when the machine is ours,
-    lower when other programs take cores from it (then every time is inflated). None on a GPU (CUDA, MPS).
+    lower when other programs take cores from it (then every time is inflated). None on a GPU (CUDA, MPS), and
+    with clock="thread" (CPU time is not inflated by waiting for a core).
     """
     median: float
     best: float
@@ -112,21 +115,30 @@ def _sync(device):
         torch.mps.synchronize()
 
 
-def timeit(fn, *, repeats=5, warmup=1, device="cpu"):
-    """Time fn(): `warmup` untimed calls (allocations, kernel choice, caches), then `repeats` timed ones."""
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+
+
+def timeit(fn, *, repeats=5, warmup=1, device="cpu", clock="wall"):
+    """Time fn(): `warmup` untimed calls (allocations, kernel choice, caches), then `repeats` timed ones.
+
+    clock: "wall" (elapsed seconds) or "thread" (CPU seconds of this thread; needs the CPU and one torch thread,
+    so that all the work runs on it — then time spent waiting for a core while other programs run is not counted).
+    """
+    check_clock(clock, device)
+    now = CLOCKS[clock]
     for _ in range(warmup):
         fn()
     _sync(device)
     times, cpu = [], time.process_time()
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(now() - start)
     median = statistics.median(times)
     share = (time.process_time() - cpu) / (sum(times) * torch.get_num_threads())
-    return Timing(median, min(times), (max(times) - min(times)) / median,
-                  share if torch.device(device).type == "cpu" else None, times)   # GPU time is not CPU time
+    judged = torch.device(device).type == "cpu" and clock == "wall"   # GPU time and CPU time are not wall time
+    return Timing(median, min(times), (max(times) - min(times)) / median, share if judged else None, times)
 
 
 def contended(timing, max_spread=0.25, min_share=0.85):
@@ -152,13 +164,13 @@ def step(module, x, backward):
     return forward_backward if backward else forward
 
 
-def matmul_gflops(size=2048, *, repeats=5, device="cpu", dtype=torch.float32):
+def matmul_gflops(size=2048, *, repeats=5, device="cpu", dtype=torch.float32, clock="wall"):
     """The machine's large-matmul rate, GFLOP/s: a (size, size) @ (size, size) product, 2·size³ FLOPs.
 
-    A ceiling, so the fastest of the repeats counts.
+    A ceiling, so the fastest of the repeats counts. clock as in `timeit` ("thread": one thread's rate).
     """
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    timing = timeit(lambda: a @ b, repeats=repeats, warmup=2, device=device)
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))   # (size, size) each
+    timing = timeit(lambda: a @ b, repeats=repeats, warmup=2, device=device, clock=clock)
     return 2 * size ** 3 / timing.best / 1e9
 
 

@@ -7,6 +7,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -213,3 +214,53 @@ def test_timeit_waits_for_an_apple_gpu_and_reports_no_cpu_share_there(monkeypatc
     assert synced == ["mps"] * 4                     # after the warmup and after each timed call
     assert timing.cpu_share is None                  # GPU time is not CPU time: nothing to judge by
     assert bench.timeit(lambda: sum(range(1000)), repeats=2, device="cpu").cpu_share is not None
+
+
+def test_the_thread_clock_counts_the_work_of_this_thread_not_the_time_it_waits():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sleep = lambda: time.sleep(0.05)                       # waiting: wall time passes, no CPU time
+        assert bench.timeit(sleep, repeats=2, warmup=0).median >= 0.05
+        timing = bench.timeit(sleep, repeats=2, warmup=0, clock="thread")
+        assert timing.median < 0.01
+        assert timing.cpu_share is None                       # nothing to judge: waiting is not on this clock
+        busy = lambda: sum(range(200_000))                     # working: the thread clock sees it
+        assert bench.timeit(busy, repeats=3, clock="thread").median > 0
+        row = bench.measure(bench.Case("linformer", 64, k=16, dim=32, heads=2), repeats=2, memory=False,
+                            clock="thread")
+        assert row["clock"] == "thread" and row["median_ms"] > 0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_thread_clock_refuses_work_it_cannot_see():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError, match="clock: got 'thread' with 2 torch threads, expected 1"):
+            bench.timeit(lambda: None, clock="thread")
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError, match="expected device 'cpu'"):
+        bench.timeit(lambda: None, clock="thread", device="cuda")
+    with pytest.raises(ValueError, match="clock: got 'cpu', expected one of 'wall', 'thread'"):
+        bench.timeit(lambda: None, clock="cpu")
+
+
+def test_an_interleaved_sweep_times_every_case_once_per_round(monkeypatch):
+    calls = []
+    real_step = bench.step
+
+    def logged_step(module, x, backward):
+        fn = real_step(module, x, backward)
+        return lambda: (calls.append(x.shape[1]), fn())[1]
+    monkeypatch.setattr(bench, "step", logged_step)
+    cases = [bench.Case("linformer", n, k=8, dim=16, heads=2) for n in (16, 32)]
+    rows = bench.interleaved_sweep(cases, rounds=3, warmup=1, progress=False)
+    assert calls == [16, 32] + [16, 32] * 3              # one warm-up call each, then one call per case per round
+    assert [(r["n"], r["rounds"], r["clock"]) for r in rows] == [(16, 3, "wall"), (32, 3, "wall")]
+    assert all(0 < r["best_ms"] <= r["median_ms"] for r in rows)
+    assert bench.crossover(rows, 8) is None              # rows fit crossover's keys (no SDPA rows here)
+    with pytest.raises(ValueError, match="rounds"):
+        bench.interleaved_sweep(cases, rounds=0)

@@ -81,7 +81,7 @@ def check_flop_crossover(flop_crossover):
             ks, dtype=torch.float64),
     })
     expect_close(got, want, rtol=0, atol=0)
-    return "the answer is 2k + 1 whatever dim is — compare it with the wall-clock crossover of section 4."
+    return "the answer is 2k + 1 whatever dim is — compare it with the measured crossover of section 4."
 
 
 # ----------------------------------------------------------------------------------------------------------------
