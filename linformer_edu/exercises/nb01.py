@@ -58,52 +58,52 @@ def check_softmax(softmax):
 # ----------------------------------------------------------------------------------------------------------------
 # Exercise 2: causal attention
 
-def solution_causal_attention(q, k, v):
-    """softmax(q kᵀ/√d + causal mask) v for q, k, v (b, n, d): query i sees keys 0..i only."""
-    n, d = q.shape[-2], q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / d ** 0.5                              # (b, n, n)
-    future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)    # (n, n), True where key j > query i
+def solution_causal_attention(Q, K, V):
+    """softmax(Q Kᵀ/√d + causal mask) V for queries, keys, values Q, K, V (b, n, d): query i sees keys 0..i."""
+    n, d = Q.shape[-2], Q.shape[-1]
+    scores = Q @ K.transpose(-2, -1) / d ** 0.5                              # (b, n, n)
+    future = torch.ones(n, n, dtype=torch.bool, device=Q.device).triu(1)    # (n, n), True where key j > query i
     scores = scores.masked_fill(future, float("-inf"))                      # no weight after softmax
-    return scores.softmax(dim=-1) @ v                                       # (b, n, d)
+    return scores.softmax(dim=-1) @ V                                       # (b, n, d)
 
 
 @checker("Exercise 2 - causal attention")
 def check_causal_attention(attention):
-    """`attention(q, k, v)` for (b, n, d) inputs where query i may only attend to keys 0..i."""
-    q, k, v = _inputs(2, 6, 8, seed=1), _inputs(2, 6, 8, seed=2), _inputs(2, 6, 8, seed=3)
-    got = expect_shape(call(attention, q, k, v), v.shape)
-    scores = q @ k.transpose(-2, -1) / 8 ** 0.5                       # (b, n, n)
+    """`attention(Q, K, V)` for (b, n, d) inputs where query i may only attend to keys 0..i."""
+    Q, K, V = _inputs(2, 6, 8, seed=1), _inputs(2, 6, 8, seed=2), _inputs(2, 6, 8, seed=3)
+    got = expect_shape(call(attention, Q, K, V), V.shape)
+    scores = Q @ K.transpose(-2, -1) / 8 ** 0.5                       # (b, n, n)
     future = torch.ones(6, 6, dtype=torch.bool).triu(1)
     past = torch.ones(6, 6, dtype=torch.bool).tril(-1)
     itself = torch.eye(6, dtype=torch.bool)
     diagnose(got, {
         "the diagonal is masked too: triu() marks the keys j ≥ i, so no query may attend to itself and query 0 "
         "sees nothing at all (its row is NaN) — mask only the keys after the query: triu(1), or diagonal=1":
-            scores.masked_fill(future | itself, float("-inf")).softmax(-1) @ v,
+            scores.masked_fill(future | itself, float("-inf")).softmax(-1) @ V,
         "the mask points the wrong way and covers the diagonal: query i attended to the keys after it, and the last "
         "query sees nothing (NaN) — mask the future, the keys j > i: triu(1)":
-            scores.masked_fill(past | itself, float("-inf")).softmax(-1) @ v,
-        "no mask: every query attended to the future too": scores.softmax(-1) @ v,
+            scores.masked_fill(past | itself, float("-inf")).softmax(-1) @ V,
+        "no mask: every query attended to the future too": scores.softmax(-1) @ V,
         "the mask points the wrong way: query i attended to keys after it (use triu(1) to find the future, "
-        "or tril to keep the past)": scores.masked_fill(past, float("-inf")).softmax(-1) @ v,
+        "or tril to keep the past)": scores.masked_fill(past, float("-inf")).softmax(-1) @ V,
         "masked scores were set to 0 instead of -inf: exp(0) = 1, so the future still gets weight":
-            scores.masked_fill(future, 0.0).softmax(-1) @ v,
+            scores.masked_fill(future, 0.0).softmax(-1) @ V,
         "the mask was applied after the softmax, so the rows no longer sum to 1: mask the scores before "
-        "softmax": scores.softmax(-1).masked_fill(future, 0.0) @ v,
-        "scores not scaled by 1/√d": (scores * 8 ** 0.5).masked_fill(future, float("-inf")).softmax(-1) @ v,
+        "softmax": scores.softmax(-1).masked_fill(future, 0.0) @ V,
+        "scores not scaled by 1/√d": (scores * 8 ** 0.5).masked_fill(future, float("-inf")).softmax(-1) @ V,
         "scores divided by d: the scale is 1/√d (d ** 0.5)": (scores / 8 ** 0.5).masked_fill(
-            future, float("-inf")).softmax(-1) @ v,
+            future, float("-inf")).softmax(-1) @ V,
         "softmax taken over the wrong axis: each query's row of weights must sum to 1":
-            scores.masked_fill(future, float("-inf")).softmax(-2).nan_to_num() @ v,
+            scores.masked_fill(future, float("-inf")).softmax(-2).nan_to_num() @ V,
     })
     expect(not got.isnan().any(), "your answer contains NaN: a query whose every key is masked gets a softmax of "
                                   "all -inf, 0/0 — each query must keep at least itself (key j = i)")
-    changed = v.clone()
+    changed = V.clone()
     changed[:, -1] += 10                                              # only the last position's value changes
-    later = call(attention, q, k, changed)
+    later = call(attention, Q, K, changed)
     expect(isinstance(later, torch.Tensor) and torch.allclose(later[:, :-1], got[:, :-1], atol=1e-5),
            "changing the last value changed earlier outputs: information leaks from the future")
-    expect_close(got, solution_causal_attention(q, k, v))
+    expect_close(got, solution_causal_attention(Q, K, V))
     return "no query sees the future."
 
 
