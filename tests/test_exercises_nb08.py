@@ -29,18 +29,21 @@ def test_window_start_mistakes(answer, message, feedback):
     assert not ok and out.startswith("✗ Exercise 1 - where the exact window starts: ") and message in out
 
 
-def inclusive(keys, proj, c):
+def inclusive(keys, E_T, c):
     N = keys.shape[0] // c
-    return torch.einsum("Ncd,Nck->Nkd", keys.view(N, c, -1), proj.view(N, c, -1)).cumsum(0)
+    return torch.einsum("Ncd,Nck->Nkd", keys.view(N, c, -1), E_T.view(N, c, -1)).cumsum(0)
 
 
 @pytest.mark.parametrize("answer, message", [
     (inclusive, "chunk j's memory includes chunk j itself"),
-    (lambda keys, proj, c: torch.cat([torch.zeros_like(inclusive(keys, proj, c)[:1]),
-                                      inclusive(keys, proj, c).diff(dim=0, prepend=torch.zeros(1, 3, 5))[:-1]]),
+    (lambda keys, E_T, c: torch.cat([torch.zeros_like(inclusive(keys, E_T, c)[:1]),
+                                     inclusive(keys, E_T, c).diff(dim=0, prepend=torch.zeros(1, 3, 5))[:-1]]),
      "each chunk holds only the chunk before"),
-    (lambda keys, proj, c: inclusive(keys, proj, c).transpose(1, 2), "wrong shape: expected (3, 3, 5), got (3, 5, 3)"),
-    (lambda keys, proj, c: nb08.solution_prefix_memory(keys, proj, c) + 1, "chunk 0 has no earlier positions"),
+    (lambda keys, E_T, c: inclusive(keys, E_T, c).transpose(1, 2), "wrong shape: expected (3, 3, 5), got (3, 5, 3)"),
+    (lambda keys, E_T, c: nb08.solution_prefix_memory(keys, E_T, c) + 1, "chunk 0 has no earlier positions"),
+    (lambda keys, E_T, c: torch.cat([torch.zeros(1, 3, 5), torch.einsum("Ncd,ck->Nkd", keys.view(3, c, 5),
+                                                                        E_T[:c]).cumsum(0)[:-1]]),
+     "every chunk used the rows E_T[0:c]: each position p has its own row E_T[p]"),
 ])
 def test_prefix_memory_mistakes(answer, message, feedback):
     ok, out = feedback(nb08.check_prefix_memory, answer)
@@ -48,12 +51,12 @@ def test_prefix_memory_mistakes(answer, message, feedback):
 
 
 @pytest.mark.parametrize("answer, message", [
-    (lambda keys, proj, c: inclusive(keys, proj, c)[:-1], "you returned N - 1 = 2 memories: chunk 0 needs one too, "
-                                                          "all zeros (nothing comes before it) — put a zero memory in "
-                                                          "front"),
-    (lambda keys, proj, c: inclusive(keys, proj, c).roll(1, 0), "torch.roll wraps the last chunk's sum around to "
-                                                                "chunk 0, which must see nothing: shift with a zero "
-                                                                "memory in front (torch.cat) instead"),
+    (lambda keys, E_T, c: inclusive(keys, E_T, c)[:-1], "you returned N - 1 = 2 memories: chunk 0 needs one too, "
+                                                        "all zeros (nothing comes before it) — put a zero memory in "
+                                                        "front"),
+    (lambda keys, E_T, c: inclusive(keys, E_T, c).roll(1, 0), "torch.roll wraps the last chunk's sum around to "
+                                                              "chunk 0, which must see nothing: shift with a zero "
+                                                              "memory in front (torch.cat) instead"),
 ], ids=["one memory short", "roll"])
 def test_prefix_memory_shift_slips_are_named_exactly(answer, message, feedback):
     assert feedback(nb08.check_prefix_memory, answer) == (False, f"✗ Exercise 2 - the prefix memory: {message}")

@@ -45,28 +45,28 @@ def check_window_start(window_start):
 # ----------------------------------------------------------------------------------------------------------------
 # Exercise 2: the prefix memory, every chunk at once
 
-def solution_prefix_memory(keys, proj, chunk_size):
-    """Memory of chunk j: sum over positions p < j·c of proj[p] ⊗ keys[p], a (k, d) matrix per chunk.
+def solution_prefix_memory(keys, E_T, chunk_size):
+    """Memory of chunk j: sum over positions p < j·c of E_T[p] ⊗ keys[p], a (k, d) matrix per chunk.
 
-    keys (n, d), proj (n, k) with n a multiple of chunk_size -> (N, k, d), N = n // chunk_size.
+    keys (n, d) and E_T (n, k), the stored Eᵀ, with n a multiple of chunk_size -> (N, k, d), N = n // chunk_size.
     """
     n, d = keys.shape
     N = n // chunk_size
-    per_chunk = torch.einsum("Ncd,Nck->Nkd", keys.view(N, chunk_size, d), proj.view(N, chunk_size, -1))  # (N, k, d)
+    per_chunk = torch.einsum("Ncd,Nck->Nkd", keys.view(N, chunk_size, d), E_T.view(N, chunk_size, -1))   # (N, k, d)
     through = per_chunk.cumsum(dim=0)                                        # (N, k, d) chunks 0..j
     return torch.cat([torch.zeros_like(through[:1]), through[:-1]])          # (N, k, d) chunks 0..j-1
 
 
 @checker("Exercise 2 - the prefix memory")
 def check_prefix_memory(prefix_memory):
-    """`prefix_memory(keys, proj, chunk_size)` -> (N, k, d): chunk j's memory holds positions < j·c only."""
+    """`prefix_memory(keys, E_T, chunk_size)` -> (N, k, d): chunk j's memory holds positions < j·c only."""
     g = torch.Generator().manual_seed(0)
-    keys, proj, c = torch.randn(12, 5, generator=g), torch.randn(12, 3, generator=g), 4
-    got = call(prefix_memory, keys, proj, c)
+    keys, E_T, c = torch.randn(12, 5, generator=g), torch.randn(12, 3, generator=g), 4
+    got = call(prefix_memory, keys, E_T, c)
     expect(getattr(got, "shape", None) != (2, 3, 5), "you returned N - 1 = 2 memories: chunk 0 needs one too, all "
                                                      "zeros (nothing comes before it) — put a zero memory in front")
     got = expect_shape(got, (3, 3, 5))
-    per_chunk = torch.einsum("Ncd,Nck->Nkd", keys.view(3, 4, 5), proj.view(3, 4, 3))   # (N, k, d)
+    per_chunk = torch.einsum("Ncd,Nck->Nkd", keys.view(3, 4, 5), E_T.view(3, 4, 3))    # (N, k, d)
     diagnose(got, {
         "torch.roll wraps the last chunk's sum around to chunk 0, which must see nothing: shift with a zero "
         "memory in front (torch.cat) instead": per_chunk.cumsum(0).roll(1, 0),
@@ -74,11 +74,11 @@ def check_prefix_memory(prefix_memory):
         "Shift the cumulative sum by one chunk": per_chunk.cumsum(0),
         "each chunk holds only the chunk before it: the memory must sum over *all* earlier chunks (cumsum)":
             torch.cat([torch.zeros_like(per_chunk[:1]), per_chunk[:-1]]),
-        "every chunk used the rows proj[0:c]: each position p has its own row proj[p] of the (n, k) "
-        "projection":
+        "every chunk used the rows E_T[0:c]: each position p has its own row E_T[p] of the (n, k) "
+        "matrix Eᵀ":
             torch.cat([torch.zeros(1, 3, 5), torch.einsum("Ncd,ck->Nkd", keys.view(3, 4, 5),
-                                                            proj[:4]).cumsum(0)[:-1]]),
+                                                            E_T[:4]).cumsum(0)[:-1]]),
     })
     expect(torch.equal(got[0], torch.zeros(3, 5)), "chunk 0 has no earlier positions: its memory must be zero")
-    expect_close(got, solution_prefix_memory(keys, proj, c))
+    expect_close(got, solution_prefix_memory(keys, E_T, c))
     return "that cumulative sum is what makes the projection causal."
