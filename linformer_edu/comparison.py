@@ -17,14 +17,14 @@ query's weights over the real keys, the window's plus the memory's spread back t
 Other projections on a causal model go through the same causal construction, never a bidirectional P̄F.
 
 Inputs ("sources"): random vectors; a text sentence (a random vector per character plus a sinusoidal position
-code; `tokens` gives each position's character); or every attention layer of a model run on tokens — any module whose attention layers have `to_q`/`to_k`
+code); or every attention layer of a model run on tokens — any module whose attention layers have `to_q`/`to_k`
 (`LinformerLM`, `Linformer`, full or causal). Random and text inputs get fresh weights from the seed
-(`fresh_layer`); a model's layers keep theirs.
+(`fresh_layer`); a model's layers keep theirs. A source's `labels(n)` are its positions' characters, if text.
 
 What varies (`Settings`): k, heads, the projection kind (learned and conv as initialised, random Gaussian, mean
 pooling over windows of about n/k positions, identity = keep the first k keys; a Linformer model's own trained
-E, F; a causal Linformer's own window and memory), the sharing level, `sharpness` β (scales the queries: β > 1, peakier attention, higher rank) and `fit_f`
-(F replaced by the least-squares best F for this E). `Computer` caches the full map and its SVD per input, so a
+E, F; a causal Linformer's own window and memory), the sharing level, `sharpness` β (scales the queries: β > 1,
+peakier attention, higher rank) and `fit_f` (F replaced by the least-squares best F for this E). `Computer` caches the full map and its SVD per input, so a
 change of k or projection recomputes only the Linformer side.
 
     c = compare(Sentence(64), n=128, k=16, projection="mean")     # a Comparison
