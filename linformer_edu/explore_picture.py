@@ -152,7 +152,7 @@ class Picture:
         return tuple(int(v) for v in self.canvas.get_width_height())         # (W, H) pixels
 
 
-def heads_grid(rows, size=1.15, dpi=80):
+def heads_grid(rows, size=1.0, dpi=72):
     """Every layer's and head's A beside its P̄F: rows[layer][head] are Comparisons; one row of panels per layer,
     a pair (A, P̄F) per head, each pair titled with its map and output errors. Colours as in `Picture`.
 
