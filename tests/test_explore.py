@@ -349,8 +349,10 @@ def test_a_causal_model_gives_a_causal_full_map():
     for attention in ("full", "linformer"):
         lm = LinformerLM(20, 32, seq_len=32, depth=1, k=8, heads=2, attention=attention, causal=True)
         ex = AttentionExplorer(model=lm, tokens=torch.arange(32) % 20, projection="mean", k=8)
-        A = ex.result.full
+        A, effective = ex.result.full, ex.result.effective
         assert torch.equal(A, A.tril()) and not ex.log.outputs
+        # issue 14: the Linformer side is causal too (it was a bidirectional P̄F with weight on future keys)
+        assert torch.equal(effective, effective.tril()) and ex.result.causal
 
 
 def test_a_bf16_model_is_explored_in_its_dtype_and_drawn_in_float32(lm):
