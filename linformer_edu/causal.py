@@ -35,6 +35,7 @@ That table is the readable path (``fast=False``). The default ``fast=True`` runs
 numbers with less data movement for PyTorch's fused attention kernel (issue 11; ``benchmarks/causal_step.py``).
 """
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,17 @@ from torch import nn
 from ._checks import (check_dropout, check_heads, check_k, check_last_dim, check_length, check_positive_int,
                       check_type)
 from .attention import attend
+
+
+class CausalMaps(NamedTuple):
+    """What a causal Linformer head applies to the values, for the explorer to draw (`attention_maps`).
+
+    p_bar:     (b, h, n, k) each query's weights on the k memory slots (zero rows: no finished prefix yet)
+    effective: (b, h, n, n) its weights on the n real values: the window's exact weights, plus the memory's
+               spread back over the prefix positions through F; zero above the diagonal
+    """
+    p_bar: torch.Tensor
+    effective: torch.Tensor
 
 
 class CausalLinformerSelfAttention(nn.Module):
@@ -91,6 +103,35 @@ class CausalLinformerSelfAttention(nn.Module):
         local = (key <= L * c + query) & (key >= (L - chunk) * c)         # causal, and not before position 0
         memory = (chunk > L).expand(num_chunks, c, self.k)                # only chunks with a finished prefix
         return torch.cat([memory, local], dim=-1)                         # (N, c, k + (L+1)c)
+
+    @torch.no_grad()
+    def attention_maps(self, x):
+        """The maps this layer applies to x (b, n, dim), position by position (O(n²): for pictures, not forward).
+
+        Query t in chunk j = t // c sees the memory of positions p < (j-L)·c and, exactly, positions
+        (j-L)·c .. t. Its memory score on slot s is Σ_p E[p, s] (q_t · k_p) over that prefix (the projected key
+        (E K)_s restricted to it), so its weights are one softmax over k slots and the window's keys; the
+        output Σ_s P̄[t, s] (F V)_s puts weight Σ_s P̄[t, s] F[p, s] on each prefix value v_p. Returns
+        `CausalMaps` (P̄, and the n×n effective map whose rows times V give the attention output before to_out).
+        """
+        check_last_dim("x", x, self.dim, self.to_q.weight.dtype)
+        check_length("x", x.shape[1], self.seq_len)
+        n, c, L = x.shape[1], self.chunk_size, self.look_back
+        heads = lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads)
+        q, keys = heads(self.to_q(x)), heads(self.to_k(x))                   # (b, h, n, d)
+        scores = q @ keys.transpose(-1, -2) * self.dim_head ** -0.5          # (b, h, n, n)
+        position = torch.arange(n, device=x.device)                          # (n,)
+        start = ((position // c - L) * c).clamp(min=0)[:, None]              # (n, 1) first key of t's window
+        in_memory = position[None, :] < start                                # (n, n) p before the window
+        in_window = (position[None, :] >= start) & (position[None, :] <= position[:, None])   # (n, n)
+        E_T, F_T = self.proj_k[:n].to(scores), self.proj_v[:n].to(scores)    # (n, k) each
+        memory = (scores * in_memory) @ E_T                                  # (b, h, n, k) slot scores
+        has_memory = in_memory.any(-1, keepdim=True).expand(n, self.k)       # (n, k)
+        allowed = torch.cat([has_memory, in_window], dim=-1)                 # (n, k + n)
+        weights = torch.cat([memory, scores], dim=-1).masked_fill(~allowed, float("-inf")).softmax(-1)
+        p_bar, window = weights.split([self.k, n], dim=-1)                   # (b, h, n, k), (b, h, n, n)
+        effective = window + (p_bar @ F_T.transpose(0, 1)) * in_memory       # (b, h, n, n)
+        return CausalMaps(p_bar, effective)
 
     def forward(self, x, context=None, mask=None):
         """x (b, n, dim) with n <= seq_len. Returns (b, n, dim); position t depends on positions <= t only."""

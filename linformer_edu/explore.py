@@ -2,157 +2,53 @@
 
 For one input, one head, and the same queries and keys it draws the full map A = softmax(Q Kᵀ / √d), the
 Linformer map P̄ = softmax(Q (E K)ᵀ / √d), the effective map P̄·F and the spectrum of A with k marked, and prints
-the relative error ‖A − P̄F‖_F / ‖A‖_F beside the best any rank-k map can do. The numbers come from
-`linformer_edu.comparison` (inputs, settings, `compare`); this module draws them and wires the controls.
+the relative error ‖A − P̄F‖_F / ‖A‖_F, the error on the outputs ‖AV − P̄FV‖_F / ‖AV‖_F and the best any rank-k
+map can do. A causal model is drawn as what it computes (its window plus its memory, zero above the diagonal).
+The numbers come from `linformer_edu.comparison`, the pictures (and what their colours mean) from
+`linformer_edu.explore_picture`; this module wires the controls.
 
     explorer = AttentionExplorer()                          # random vectors or a text sentence
-    explorer = AttentionExplorer(model=lm, tokens=ids)      # the attention of a (trained) LinformerLM
+    explorer = AttentionExplorer(model=lm, tokens=ids, vocab=vocab)   # a (trained) model's attention
     explorer                                                # last line of a cell: shows the widget
     explorer.set(k=8, projection="mean")                    # drive it from code; explorer.result has the numbers
+    explorer.all_heads()                                    # every layer's and head's A beside P̄F, as an image
 
 Speed: one figure and one set of artists, made once. A control change recomputes only what it touches (the full
 map and its SVD are cached per input), updates the artists with `set_data`, redraws just those artists over a
 saved background (blitting on the Agg canvas) and sends the image bytes to an `ipywidgets.Image`: the picture is
 swapped in place, so there is no flicker and no stacked figures. (Re-rendering the whole figure the way inline
-`display(fig)` does costs about 20 times more.) Core ipywidgets and matplotlib's Agg only, so it runs unchanged
-in JupyterLab and Colab. `measure_latency()` times a series of control changes.
+`display(fig)` does costs about 20 times more.) The "all heads" toggle swaps in the grid of every layer and head,
+drawn from scratch. Core ipywidgets and matplotlib's Agg only, so it runs unchanged in JupyterLab and Colab
+(ipywidgets 7 and 8). `measure_latency()` times a series of control changes.
 """
-import io
 import statistics
 import sys
 import time
 import traceback
+from dataclasses import replace
 
 import ipywidgets as widgets
-import numpy as np
 import torch
 from IPython.display import Image as StaticImage
 from IPython.display import display
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import AsinhNorm
-from matplotlib.figure import Figure
-from PIL import Image as PILImage
 
 from ._checks import check_choice, check_positive_int, check_type
-from .comparison import (MAX_LEN, PROJECTIONS, SENTENCE, Computer, ModelLayers, RandomVectors, Sentence,  # noqa: F401
-                         Settings, compare, fresh_layer)   # compare, fresh_layer: notebook 05 imports them from here
-from .linformer import LinformerSelfAttention
+from .comparison import (CAUSAL_SHARING, MAX_LEN, PROJECTIONS, SENTENCE, Computer, ModelLayers,  # noqa: F401
+                         RandomVectors, Sentence, Settings, compare, fresh_layer,   # notebook 05 imports these here
+                         has_own_projection, is_causal)
+from .explore_picture import Picture, figure_bytes, heads_grid
 from .lowrank import divisors
 from .projections import SHARING
 
 PROJECTION_LABELS = {"learned": "learned (at init)", "random": "random Gaussian (JL)", "mean": "mean pooling",
                      "conv": "convolution (at init)", "identity": "identity: first k keys",
                      "model": "the model's own E, F"}
+CAUSAL_LABELS = {"model": "the model's own (window + memory)", "learned": "learned (at init), causal",
+                 "random": "random Gaussian, causal", "mean": "mean pooling, causal", "conv": "convolution, causal",
+                 "identity": "identity, causal"}
 # the controls, each before those whose range it sets (n bounds k, heads bounds head, projection fixes k)
 ORDER = ("source", "layer", "n", "heads", "head", "projection", "sharing", "k", "seed", "sharpness", "fit_f")
 MIN_LEN = 8   # the shortest n the explorer shows (the n slider moves in steps of 8)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The picture: one figure, made once; each change redraws only the artists that changed
-
-class Picture:
-    """Four panels — A, P̄, P̄F on one colour scale, and A's spectrum — rendered to JPEG bytes by blitting
-    (`snapshot_png` draws a PNG from scratch for static copies).
-
-    Axes, labels, titles and the colour bar form a background drawn once per sequence length; an update puts new
-    data on the images and lines (`set_data`), pastes the background and draws only those artists on it.
-    """
-
-    def __init__(self, width=12.0, height=3.3, dpi=80):
-        self.figure = Figure(figsize=(width, height), dpi=dpi)
-        self.canvas = FigureCanvasAgg(self.figure)
-        axes = self.figure.subplots(1, 4, gridspec_kw=dict(width_ratios=[1, 1, 1, 1.15]))
-        self.figure.subplots_adjust(left=0.025, right=0.985, top=0.80, bottom=0.13, wspace=0.28)
-        # one scale for all three maps, linear near 0 and logarithmic beyond ±0.02 (asinh): small weights stay
-        # visible next to large ones, and so do the negative weights an untrained E, F give P̄F
-        # (the maps are coloured here, at their own resolution, and drawn as RGB pixels: cheaper than letting
-        # every redraw colour the upsampled picture)
-        self.colours = ScalarMappable(AsinhNorm(linear_width=0.02, vmin=-1, vmax=1), "RdBu_r")
-        self.images = [ax.imshow(np.zeros((2, 2, 4), np.uint8), interpolation="nearest", aspect="auto")
-                       for ax in axes[:3]]
-        titles = ("full map A = softmax(QKᵀ/√d)\n(n×n)", "Linformer map P̄ = softmax(Q(EK)ᵀ/√d)\n(n×k)",
-                  "effective map P̄·F\n(n×n, rank ≤ k)")
-        for ax, title, xlabel in zip(axes[:3], titles, ("key", "projected key", "key")):
-            ax.set_title(title, fontsize=9)
-            ax.set_xlabel(xlabel, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[0].set_ylabel("query", fontsize=9)
-        bar = self.figure.colorbar(self.colours, ax=axes[:3].tolist(), fraction=0.02, pad=0.01)
-        bar.set_ticks([-1, -0.1, -0.02, 0, 0.02, 0.1, 1], labels=["−1", "−0.1", "−0.02", "0", "0.02", "0.1", "1"])
-        bar.ax.tick_params(labelsize=7)
-        spec = axes[3]
-        spec.set_yscale("log")
-        spec.set_ylim(1e-5, 2)
-        spec.set_xlabel("index i", fontsize=9)
-        spec.set_title("singular values σᵢ/σ₁ of A\n(red: what rank k drops)", fontsize=9)
-        spec.tick_params(labelsize=8)
-        spec.grid(True, which="major", alpha=0.3)
-        self.spectrum, = spec.plot([1], [1], color="tab:blue", lw=1.5)
-        self.tail, = spec.plot([1], [1], color="tab:red", lw=2.5)
-        self.k_line = spec.axvline(1, color="k", lw=1, ls="--")
-        self.headline = self.figure.suptitle("", fontsize=11, y=0.99, visible=False)   # for snapshots only
-        self.dynamic = [*self.images, self.spectrum, self.tail, self.k_line]
-        self.axes, self._n, self._background = axes, None, None
-
-    def update(self, c):
-        """Put a Comparison on the artists; re-lay the background only when n changes."""
-        n, k = c.full.shape[-1], c.k
-        if self._n != n:
-            for ax in self.axes[:3]:
-                ax.set_xlim(-0.5, n - 0.5)
-                ax.set_ylim(n - 0.5, -0.5)
-            self.axes[3].set_xlim(0, n + 1)
-            self._n, self._background = n, None
-        for image, matrix in zip(self.images, (c.full, c.p_bar, c.effective)):
-            image.set_data(self.colours.to_rgba(matrix.numpy(), bytes=True))             # (n, ·, 4) uint8
-            image.set_extent((-0.5, matrix.shape[1] - 0.5, n - 0.5, -0.5))
-        self.axes[1].set_xlim(-0.5, k - 0.5)
-        s = (c.singular_values / c.singular_values[0]).numpy()                  # (n,)
-        index = np.arange(1, n + 1)
-        self.spectrum.set_data(index, s)
-        self.tail.set_data(index[k:], s[k:])    # σ_{k+1} … σ_n: the part any rank-k map must drop
-        self.k_line.set_xdata([k, k])
-        self.headline.set_text(f"‖A − P̄F‖/‖A‖ = {c.error:.3f}      best rank-{k} error = {c.best_error:.3f}")
-
-    def render(self):
-        """The picture as JPEG bytes: paste the background, draw the changed artists, encode."""
-        if self._background is None:
-            for artist in self.dynamic:
-                artist.set_visible(False)
-            self.canvas.draw()
-            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
-            for artist in self.dynamic:
-                artist.set_visible(True)
-        self.canvas.restore_region(self._background)
-        for artist in self.dynamic:
-            self.figure.draw_artist(artist)
-        return encode(self.canvas, "jpeg")
-
-    def snapshot_png(self):
-        """The whole figure with the errors in a headline, drawn from scratch (for static copies)."""
-        self.headline.set_visible(True)
-        try:
-            self.canvas.draw()
-            return encode(self.canvas, "png")
-        finally:
-            self.headline.set_visible(False)
-
-    @property
-    def size(self):
-        return tuple(int(v) for v in self.canvas.get_width_height())         # (W, H) pixels
-
-
-def encode(canvas, format):
-    """The canvas as image bytes. Live updates use JPEG at quality 90 without chroma subsampling: no visible
-    loss at this size, and a quarter of PNG's encoding time. Snapshots (kept in notebooks) use PNG."""
-    rgb = np.asarray(canvas.buffer_rgba())[..., :3]                              # (H, W, 3) uint8
-    out = io.BytesIO()
-    options = dict(quality=90, subsampling=0) if format == "jpeg" else dict(compress_level=6)
-    PILImage.fromarray(rgb).save(out, format=format, **options)
-    return out.getvalue()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -170,20 +66,23 @@ class AttentionExplorer:
     """Full attention map vs the Linformer's, for one head, with sliders. Display it as a cell's last line.
 
     model, tokens: optional — a model with attention layers (e.g. a trained `LinformerLM`) and the token ids
-    (1-D) to run it on; adds the "model" input with layer and head selection.
+    (1-D) to run it on; adds the "model" input with layer and head selection. vocab: optional, the model's
+    `CharVocab`, to label the axes with the characters. A Linformer model starts with its own E, F; a causal one
+    is drawn as what it computes (window + memory), and other projections are applied causally too.
     dim: the width of random and text inputs. text: the sentence of the text input.
     The other arguments are the controls' starting values (see `Settings`); source is "random vectors",
     "text sentence" or "model".
     """
 
-    def __init__(self, model=None, tokens=None, *, dim=64, text=SENTENCE, source=None, n=None, k=None, heads=None,
+    def __init__(self, model=None, tokens=None, *, vocab=None, dim=64, text=SENTENCE, source=None, n=None, k=None,
+                 heads=None,
                  head=0, layer=0, projection=None, sharing="headwise", seed=0, sharpness=1.0, fit_f=False):
         check_positive_int("dim", dim)
         self.sources = [RandomVectors(dim), Sentence(dim, text)]
         if model is not None or tokens is not None:
             if model is None or tokens is None:
                 raise ValueError("model, tokens: give both (a model and the token ids to run it on) or neither")
-            self.sources.append(ModelLayers(model, tokens))
+            self.sources.append(ModelLayers(model, tokens, vocab))
             given = self.sources[-1]
             if given.max_len < MIN_LEN:   # name what was passed: too few tokens, or a model's short seq_len
                 few = len(given.tokens) < MIN_LEN
@@ -198,6 +97,8 @@ class AttentionExplorer:
         self.compute = Computer(self.sources)
         self.drawing = Picture()
         self.result, self.image, self._holding = None, b"", False
+        self.grid = widgets.Checkbox(False, description="all heads (and layers): A beside P̄F", indent=False,
+                                     layout=widgets.Layout(width="290px"))
 
         c = self.controls = self._make_controls(labels, labels.index(source))
         W, H = self.drawing.size
@@ -207,16 +108,17 @@ class AttentionExplorer:
         columns = [["source", "layer", "n", "seed"], ["heads", "head", "sharpness"],
                    ["k", "projection", "sharing", "fit_f"]]
         controls = widgets.HBox([widgets.VBox([c[name] for name in column]) for column in columns])
+        controls.children[0].children += (self.grid,)
         self.widget = widgets.VBox([controls, self.picture, self.status, self.log])
         self.widget.add_class("linformer-explorer")   # a handle for the browser test and for custom CSS
-        for control in c.values():
+        for control in (*c.values(), self.grid):
             control.observe(self._changed, names="value")
 
         # defaults that depend on the input: n = 128 or as long as it allows, k = 16 or n; a model keeps its own
         # heads, and a Linformer model starts with its own E, F
         src = self.sources[labels.index(source)]
         n = min(128, src.max_len - src.max_len % 8 or src.max_len) if n is None else n
-        own = isinstance(src, ModelLayers) and isinstance(src.attn[0], LinformerSelfAttention)
+        own = isinstance(src, ModelLayers) and has_own_projection(src.attn[0])
         start = dict(source=source, layer=layer, n=n, heads=heads, head=head, k=min(16, n) if k is None else k,
                      projection=projection or ("model" if own else "mean"), sharing=sharing, seed=seed,
                      sharpness=sharpness, fit_f=fit_f)
@@ -256,6 +158,17 @@ class AttentionExplorer:
     def snapshot(self):
         """The current picture as an IPython Image: a static copy that stays in the saved notebook."""
         return StaticImage(data=self.drawing.snapshot_png(), format="png")
+
+    def heads_figure(self):
+        """The current settings for every layer and head: a Figure, A beside P̄F in each cell (`heads_grid`)."""
+        s = self.settings()
+        layers = self.sources[s.source].layers
+        return heads_grid([[self.compute(replace(s, layer=l, head=h)) for h in range(s.heads)]
+                           for l in range(layers)])
+
+    def all_heads(self):
+        """`heads_figure` as an IPython Image (PNG): shows in any notebook, stays in the saved one."""
+        return StaticImage(data=figure_bytes(self.heads_figure()), format="png")
 
     @property
     def figure(self):
@@ -325,9 +238,9 @@ class AttentionExplorer:
                 raise ValueError(f"{name}: got {value!r}, expected {allowed}")
         control.value = value
 
-    def _projection_options(self, own):
+    def _projection_options(self, own, causal=False):
         kinds = PROJECTIONS + (("model",) if own else ())
-        return [(PROJECTION_LABELS[kind], kind) for kind in kinds]
+        return [((CAUSAL_LABELS if causal else PROJECTION_LABELS)[kind], kind) for kind in kinds]
 
     def _sync_ranges(self):
         """Make the controls' ranges agree with the input and with each other (no redraw: _holding is set)."""
@@ -343,19 +256,24 @@ class AttentionExplorer:
             c["heads"].value = heads[0] if model else (4 if 4 in heads else heads[0])
         c["heads"].disabled = model
         c["head"].max = c["heads"].value - 1
-        own = model and isinstance(source.attn[c["layer"].value], LinformerSelfAttention)
-        if [v for _, v in c["projection"].options] != [v for _, v in self._projection_options(own)]:
+        layer = source.attn[c["layer"].value] if model else None
+        own, causal = has_own_projection(layer), is_causal(layer)
+        if list(c["projection"].options) != self._projection_options(own, causal):
             current = c["projection"].value
-            c["projection"].options = self._projection_options(own)
+            c["projection"].options = self._projection_options(own, causal)
             c["projection"].value = current if current != "model" or own else "learned"
+        sharing = CAUSAL_SHARING if causal else SHARING
+        if tuple(c["sharing"].options) != sharing:
+            current = c["sharing"].value
+            c["sharing"].options = sharing
+            c["sharing"].value = current if current in sharing else "headwise"
         c["sharpness"].disabled = model
         if model:
             c["sharpness"].value = 1.0
         uses_own = c["projection"].value == "model"
         if uses_own:
-            layer = source.attn[c["layer"].value]
             set_range(c["k"], layer.k, layer.k)
-            c["sharing"].value = layer.sharing
+            c["sharing"].value = getattr(layer, "sharing", "headwise")   # a causal Linformer: one E, F per layer
         else:
             set_range(c["k"], 1, c["n"].value)
         c["k"].disabled = c["sharing"].disabled = uses_own
@@ -389,11 +307,19 @@ class AttentionExplorer:
     def _redraw(self):
         s = self.settings()
         c = self.compute(s)
-        self.drawing.update(c)
-        self.image = self.drawing.render()
+        if self.grid.value:      # every layer and head, drawn from scratch (the picture takes the grid's size)
+            figure = self.heads_figure()
+            self.image = figure_bytes(figure, "jpeg")
+            W, H = (int(v) for v in figure.canvas.get_width_height())
+        else:
+            self.drawing.update(c)
+            self.image = self.drawing.render()
+            W, H = self.drawing.size
+        self.picture.layout.width, self.picture.layout.height = f"{W}px", f"{H}px"
         self.picture.value = self.image
         parts = [f"head {s.head} of {s.heads}", f"n = {s.n}", f"k = {c.k}",
                  f"‖A − P̄F‖<sub>F</sub>/‖A‖<sub>F</sub> = <b>{c.error:.3f}</b>",
+                 f"outputs ‖AV − P̄FV‖<sub>F</sub>/‖AV‖<sub>F</sub> = <b>{c.output_error:.3f}</b>",
                  f"best rank-{c.k}: {c.best_error:.3f}", *c.notes]
         self.status.value = " · ".join(parts)
         self.result = c

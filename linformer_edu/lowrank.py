@@ -3,6 +3,7 @@
 For one head with full map A = softmax(Q Kᵀ / √d) (n, n) and a Linformer map P̄ (n, k) whose effective map is P̄F:
 
     relative_error    ‖A − P̄F‖_F / ‖A‖_F
+    output_error      ‖A V − P̄F V‖_F / ‖A V‖_F: the error on the head's outputs, what the paper's theorems bound
     best_rank_error   √(Σ_{i>k} σᵢ²) / ‖A‖_F from A's singular values: the floor no rank-k map beats (Eckart–Young)
     fit_values        the best F for a given P̄, by least squares: what training F alone could reach
     mean_pooling      Eᵀ averaging k windows of about n/k positions, for any n and k
@@ -28,13 +29,28 @@ def full_maps(layer, x, causal=False):
     """A = softmax(Q Kᵀ / √d) for every head of `layer` on x (1, n, dim): (h, n, n), in the layer's dtype."""
     x = x.to(layer.to_q.weight)                                                  # its device and dtype (a bf16 model)
     q = split_heads(layer.to_q(x), layer.heads)                                  # (1, h, n, d)
-    k = split_heads(layer.to_k(x), layer.to_k.out_features // q.shape[-1])       # (1, h or 1, n, d)
-    return attention_weights(q, k.expand_as(q), causal=causal)[0]                # (h, n, n)
+    keys = split_heads(layer.to_k(x), layer.to_k.out_features // q.shape[-1])    # (1, h or 1, n, d)
+    return attention_weights(q, keys.expand_as(q), causal=causal)[0]             # (h, n, n)
+
+
+@torch.no_grad()
+def head_values(layer, x):
+    """V for every head of `layer` on x (1, n, dim): (h, n, d), in the layer's dtype (keys when it shares them)."""
+    x = x.to(layer.to_q.weight)                                                  # its device and dtype
+    to_v = layer.to_k if getattr(layer, "share_kv", False) else layer.to_v
+    d = layer.to_q.out_features // layer.heads
+    v = split_heads(to_v(x), to_v.out_features // d)                             # (1, h or 1, n, d)
+    return v.expand(-1, layer.heads, -1, -1)[0]                                  # (h, n, d)
 
 
 def relative_error(full, approx):
     """‖A − Â‖_F / ‖A‖_F over the last two dimensions."""
     return torch.linalg.matrix_norm(full - approx) / torch.linalg.matrix_norm(full)
+
+
+def output_error(full, approx, values):
+    """‖A V − Â V‖_F / ‖A V‖_F: how far the outputs are apart when both maps are applied to the values V (…, n, d)."""
+    return relative_error(full @ values, approx @ values)
 
 
 def best_rank_error(singular_values, k):

@@ -11,7 +11,7 @@ only the dependencies that are missing (issue 13).
   `google.colab` faked, its real pip installs from a local git repository standing in for GitHub (git's
   `insteadOf`, so the cell's URL is used as written, and PIP_NO_INDEX: no network), and afterwards every
   preinstalled distribution has the version it had, the explorer builds and updates under ipywidgets 7.7.1, and
-  tests/test_explore.py passes there.
+  tests/test_explore.py and tests/test_explore_views.py pass there.
 
 `make test` sets LINFORMER_EDU_COLAB_VENV, which turns a missing .venv-colab into a failure instead of a skip.
 """
@@ -217,7 +217,8 @@ def test_colab_install_cell_keeps_colab_versions_and_the_explorer_works(tmp_path
 
     # the explorer's own tests, under ipywidgets 7.7.1 (this checkout's code: the same as installed above)
     tests = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                            "-W", "ignore::DeprecationWarning", "tests/test_explore.py"],
+                            "-W", "ignore::DeprecationWarning", "tests/test_explore.py",
+                            "tests/test_explore_views.py"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert tests.returncode == 0, tests.stdout[-5000:] + tests.stderr[-2000:]
     assert re.search(r"\b\d+ passed\b", tests.stdout) and " failed" not in tests.stdout

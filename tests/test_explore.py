@@ -88,7 +88,7 @@ def test_identity_projection_at_k_equal_n_is_full_attention(projection):
 
 def test_the_full_map_is_softmax_of_the_same_queries_and_keys_as_the_linformer_layer(explorer):
     reset(explorer, source="random vectors", head=3, seed=5)
-    x, layer, A, _ = explorer.compute.full(explorer.settings())
+    x, layer, A, V, _ = explorer.compute.full(explorer.settings())
     q = rearrange(layer.to_q(x), "b n (h d) -> b h n d", h=4)
     k = rearrange(layer.to_k(x), "b n (h d) -> b h n d", h=4)
     want = (q @ k.transpose(-1, -2) / 16 ** 0.5).softmax(-1)[0]       # dim_head = 64 / 4
@@ -178,7 +178,7 @@ def test_updates_reuse_one_figure_and_draw_what_a_fresh_picture_draws():
         assert ex.image != before and ex.picture.value == ex.image      # every change shows a new picture...
         assert ex.image == drawn_afresh(ex.result), change              # ...exactly the one these numbers make
     assert ex.figure is figure and ex.drawing.images == images and list(ex.figure.axes[3].lines) == lines
-    assert len(ex.figure.axes) == 5                        # 4 panels and the colour bar, never more
+    assert len(ex.figure.axes) == 6                        # 4 panels and two colour bars, never more
     assert plt.get_fignums() == []                          # no pyplot figure that a notebook would show again
     assert ex.image[:2] == b"\xff\xd8" and ex.snapshot().data[:4] == b"\x89PNG"
 
@@ -349,8 +349,10 @@ def test_a_causal_model_gives_a_causal_full_map():
     for attention in ("full", "linformer"):
         lm = LinformerLM(20, 32, seq_len=32, depth=1, k=8, heads=2, attention=attention, causal=True)
         ex = AttentionExplorer(model=lm, tokens=torch.arange(32) % 20, projection="mean", k=8)
-        A = ex.result.full
+        A, effective = ex.result.full, ex.result.effective
         assert torch.equal(A, A.tril()) and not ex.log.outputs
+        # issue 14: the Linformer side is causal too (it was a bidirectional P̄F with weight on future keys)
+        assert torch.equal(effective, effective.tril()) and ex.result.causal
 
 
 def test_a_bf16_model_is_explored_in_its_dtype_and_drawn_in_float32(lm):
