@@ -51,6 +51,7 @@ def test_the_causal_model_is_notebook_07s_leaks_nothing_and_writes(char):
     with torch.no_grad():
         loss = F.cross_entropy(model(ids[None, :-1])[0], ids[1:]).item()
     assert loss < math.log(len(vocab)) - 0.5   # trained: below the uniform guess's log V nats per character
+    assert loss < 2.0   # and well trained (1000 steps: 1.32 on this window); the old 24-step file had 3.9
 
 
 def test_the_masked_lm_fills_masked_characters_far_better_than_chance(mlm):
@@ -62,7 +63,7 @@ def test_the_masked_lm_fills_masked_characters_far_better_than_chance(mlm):
     with torch.no_grad():
         guess = model(ids.masked_fill(masked, len(vocab)))[..., :len(vocab)].argmax(-1)   # (8, n)
     accuracy = (guess[masked] == ids[masked]).float().mean().item()
-    assert accuracy > 10 / len(vocab)   # chance is 1 / len(vocab) (about 1%)
+    assert accuracy > 0.15   # chance is 1 / len(vocab) (about 1%); the 1000-step file gets 0.20 here
 
 
 def test_a_corrupted_copy_is_refused(tmp_path):
