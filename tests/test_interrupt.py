@@ -36,6 +36,15 @@ def sigterm_guard():
     signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.fixture(autouse=True)
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt, as under a terminal. A job a shell starts in the background (`make test &`,
+    nohup) inherits SIGINT ignored, and Python then leaves it ignored; these tests send SIGINT as Ctrl-C would."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("text") / "text.txt"
