@@ -162,7 +162,6 @@ class ModelLayers:
         return self._seen[1][layer], self.attn[layer]                            # (1, n, dim), the layer
 
 
-
 def is_causal(layer):
     """Whether a model's attention layer (None: a fresh one) lets each position see only itself and the past."""
     return isinstance(layer, CausalLinformerSelfAttention) or bool(getattr(layer, "causal", False))
@@ -182,7 +181,6 @@ def fresh_layer(dim, heads, seed, sharpness=1.0):
     for linear, scale in ((layer.to_q, sharpness), (layer.to_k, 1.0), (layer.to_v, 1.0)):
         linear.weight.copy_(torch.randn(linear.weight.shape, generator=g) * scale / math.sqrt(dim))
     return layer
-
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -245,7 +243,6 @@ class Comparison:
     causal: bool = False             # A and P̄F let each query see only itself and earlier keys
     tokens: tuple = ()               # each position's character, when the input is text
     notes: tuple = ()
-
 
 
 def linformer_layer(s, dim, dim_head, kv_heads, weights):
