@@ -57,6 +57,7 @@ import torch.nn.functional as F  # noqa: E402
 from linformer_edu import LinformerLM  # noqa: E402
 from linformer_edu._files import write_atomically  # noqa: E402
 from linformer_edu.bench import saved_bytes  # noqa: E402
+from linformer_edu.measure import interleaved  # noqa: E402
 from linformer_edu.causal import CausalLinformerSelfAttention  # noqa: E402
 
 VOCAB = 65   # tiny Shakespeare's characters
@@ -102,20 +103,6 @@ def training_step(model, n, tokens, seed=0):
     return step
 
 
-def interleaved(steps, rounds, warmup=1, clock=time.perf_counter):
-    """Seconds per call of each function, alternating them round by round: {name: [seconds per round]}."""
-    for _ in range(warmup):
-        for step in steps.values():
-            step()
-    times = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            start = clock()
-            step()
-            times[name].append(clock() - start)
-    return times
-
-
 def visible_keys(n, k, c, L):
     """Keys each query of the causal Linformer scores, summed over the n queries: window + memory slots."""
     total = 0
@@ -159,7 +146,7 @@ def machine():
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
-def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock=time.perf_counter, baseline=None,
+def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock="wall", baseline=None,
         progress=print):
     rows = []
     for k in ks:
@@ -170,7 +157,7 @@ def run(ns, ks, *, rounds, dim, heads, depth, tokens, memory_ns, clock=time.perf
             steps = {name: training_step(build("full" if name == "full" else "linformer", n, k, dim=dim,
                                                heads=heads, depth=depth, layer=layer), n, tokens)
                      for name, layer in layers.items()}
-            times = interleaved(steps, rounds, clock=clock)
+            times = interleaved(steps, rounds=rounds, clock=clock)         # {name: [seconds per round]}
             ratios = [f / lin for f, lin in zip(times["full"], times["linformer"])]
             row = {"n": n, "k": k, "batch": max(1, tokens // n), "ratio": statistics.median(ratios),
                    "ratio_low": min(ratios), "ratio_high": max(ratios),
@@ -289,7 +276,7 @@ def main(argv=None):
     started = time.time()
     rows, memory = run(args.ns, args.ks, rounds=args.rounds, dim=args.dim, heads=args.heads, depth=args.depth,
                        tokens=args.tokens, memory_ns=args.memory_ns,
-                       clock=time.thread_time if args.clock == "cpu" else time.perf_counter,
+                       clock="thread" if args.clock == "cpu" else "wall",
                        baseline=baseline_layer(args.baseline) if args.baseline else None)
     settings["seconds"] = time.time() - started
     text = table(rows, memory, settings)

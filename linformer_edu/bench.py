@@ -32,11 +32,11 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_choice, check_clock, check_positive_int
+from ._checks import check_choice
 from .attention import FullSelfAttention
 from .linformer import Linformer, LinformerSelfAttention
-from .measure import (MODELS, Timing, attention_flops, contended, count_flops, largest_intermediate,  # noqa: F401
-                      matmul_gflops, peak_bytes, saved_and_largest, saved_bytes, step, timeit)
+from .measure import (MODELS, Timing, attention_flops, contended, count_flops, interleaved,  # noqa: F401
+                      largest_intermediate, matmul_gflops, peak_bytes, saved_and_largest, saved_bytes, step, timeit)
 
 MiB = 2 ** 20
 
@@ -172,22 +172,15 @@ def interleaved_sweep(cases, *, rounds=5, warmup=1, device="cpu", clock="wall", 
     survives; within a case, the median over rounds ignores a few unlucky calls. Rows as `measure`'s, without
     memory: median_ms, best_ms, spread over the rounds, gflops.
     """
-    check_positive_int("rounds", rounds)
-    check_clock(clock, device)
     cases = [c for c in cases if c.model != "reference" or reference_available()]
-    fns = []
-    for case in cases:
+    calls = {}
+    for i, case in enumerate(cases):
         module = build(case).to(device)
         x = torch.randn(case.batch, case.n, case.dim, device=device, requires_grad=case.backward)   # (b, n, dim)
-        fns.append(step(module, x, case.backward))
-        for _ in range(warmup):
-            fns[-1]()
-    times = [[] for _ in cases]
-    for _ in tqdm(range(rounds), desc="rounds", disable=not progress, leave=False):
-        for fn, seconds in zip(fns, times):
-            seconds.append(timeit(fn, repeats=1, warmup=0, device=device, clock=clock).median)
+        calls[i] = step(module, x, case.backward)
+    times = interleaved(calls, rounds=rounds, warmup=warmup, device=device, clock=clock, progress=progress)
     rows = []
-    for case, seconds in zip(cases, times):
+    for case, seconds in zip(cases, times.values()):
         median = statistics.median(seconds)
         rows.append({**asdict(case), "pass": "fwd+bwd" if case.backward else "fwd", "device": str(device),
                      "median_ms": 1e3 * median, "best_ms": 1e3 * min(seconds),

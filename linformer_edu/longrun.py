@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ._checks import check_choice, check_positive_int
 from .data import CharVocab, get_batch, load_corpus, split
 from .linformer import LinformerLM
+from .measure import interleaved, synchronize
 from .mlm import MaskingCollator, evaluate_mlm, masked_lm_loss
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -103,11 +104,6 @@ def load_data(corpus="pydoc"):
     vocab = CharVocab(text)
     train, val = split(vocab.encode(text))
     return Data(train, val, len(vocab))
-
-
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 class Run:
@@ -191,20 +187,12 @@ def measure_step_times(specs, recipe, data, *, reference, rounds=7, device="cpu"
     reference's median step time}, `raw_median` {label: median of its own times}, and every round's times.
     The models are throwaway copies (seed 0), warmed up by one step each before timing.
     """
-    check_positive_int("rounds", rounds)
     runs = {spec.label: Run(spec, recipe, data, seed=0, device=device) for spec in specs}
     if reference not in runs:
         raise ValueError(f"reference: {reference!r} is not among the specs {list(runs)}")
-    for run in runs.values():
-        run.train_step()
-    labels, times = list(runs), {label: [] for label in runs}
-    for i in tqdm(range(rounds), desc="step times", disable=not progress):
-        for label in labels[i % len(labels):] + labels[:i % len(labels)]:   # rotate who goes first
-            _sync(device)
-            start = time.perf_counter()
-            runs[label].train_step()
-            _sync(device)
-            times[label].append(time.perf_counter() - start)
+    times = interleaved({label: run.train_step for label, run in runs.items()}, rounds=rounds, warmup=1,
+                        device=device, rotate=True, progress=progress)   # {label: [seconds per round]}
+    labels = list(runs)
     ratio = {label: statistics.median(a / b for a, b in zip(times[label], times[reference])) for label in labels}
     ref_s = statistics.median(times[reference])
     return {"reference": reference, "rounds": rounds, "ratio": ratio,
@@ -229,7 +217,7 @@ def train(spec, recipe, data, *, steps, seconds_per_step, seed=0, device="cpu", 
     for step in tqdm(range(1, steps + 1), desc=f"{spec.label} seed {seed}", disable=not progress, leave=False):
         start = time.perf_counter()
         run.train_step()
-        _sync(device)
+        synchronize(device)
         wall += time.perf_counter() - start
         if step % recipe.eval_every == 0 or step == steps:
             history.append({"step": step, "seconds": step * seconds_per_step, "bits": run.evaluate(), "wall": wall})

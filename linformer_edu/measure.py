@@ -7,6 +7,7 @@ Notebooks and the benchmark contest (`linformer_edu.bench`) measure with these; 
               fastest; `contended` says whether other programs disturbed it; `matmul_gflops`: the machine's rate.
               clock="wall" (default) times elapsed seconds; clock="thread" the CPU seconds of one torch thread
               (torch.set_num_threads(1)): the work itself, which other programs on a shared machine barely bend
+              `interleaved`: several calls taking turns, round by round, so that a drifting load slows them alike
     saved     `saved_bytes`: bytes kept alive for backward — tensors saved by autograd (saved-tensor hooks) and
               tensors a custom autograd Function keeps on its context, each storage once, parameters and buffers
               excluded
@@ -28,7 +29,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ._checks import check_choice, check_clock
+from tqdm.auto import tqdm
+
+from ._checks import check_choice, check_clock, check_positive_int
 
 MODELS = ("naive", "sdpa", "reference", "linformer")   # the attention algorithms measured (bench's contestants)
 
@@ -106,7 +109,7 @@ class Timing:
     times: list
 
 
-def _sync(device):
+def synchronize(device):
     """Wait for the GPU's queued work, so the clock measures it (CPU work is done when the call returns)."""
     kind = torch.device(device).type
     if kind == "cuda":
@@ -128,17 +131,42 @@ def timeit(fn, *, repeats=5, warmup=1, device="cpu", clock="wall"):
     now = CLOCKS[clock]
     for _ in range(warmup):
         fn()
-    _sync(device)
+    synchronize(device)
     times, cpu = [], time.process_time()
     for _ in range(repeats):
         start = now()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append(now() - start)
     median = statistics.median(times)
     share = (time.process_time() - cpu) / (sum(times) * torch.get_num_threads())
     judged = torch.device(device).type == "cpu" and clock == "wall"   # GPU time and CPU time are not wall time
     return Timing(median, min(times), (max(times) - min(times)) / median, share if judged else None, times)
+
+
+def interleaved(calls, *, rounds=5, warmup=1, device="cpu", clock="wall", rotate=False, progress=False):
+    """Seconds per call of each of `calls` ({name: fn}), taking turns: {name: [seconds, one per round]}.
+
+    `warmup` untimed calls of each first, then `rounds` rounds of one timed call each. Taking turns makes a load
+    that drifts (another job starting or ending on a shared machine) slow every contestant alike, so a ratio taken
+    within a round, or a median over rounds, keeps its shape. rotate=True changes who goes first each round.
+    clock as in `timeit`.
+    """
+    check_positive_int("rounds", rounds)
+    check_clock(clock, device)
+    now = CLOCKS[clock]
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    names, times = list(calls), {name: [] for name in calls}
+    for i in tqdm(range(rounds), desc="rounds", disable=not progress, leave=False):
+        for name in names[i % len(names):] + names[:i % len(names)] if rotate else names:
+            synchronize(device)
+            start = now()
+            calls[name]()
+            synchronize(device)
+            times[name].append(now() - start)
+    return times
 
 
 def contended(timing, max_spread=0.25, min_share=0.85):

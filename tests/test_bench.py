@@ -264,3 +264,16 @@ def test_an_interleaved_sweep_times_every_case_once_per_round(monkeypatch):
     assert bench.crossover(rows, 8) is None              # rows fit crossover's keys (no SDPA rows here)
     with pytest.raises(ValueError, match="rounds"):
         bench.interleaved_sweep(cases, rounds=0)
+
+
+def test_interleaved_warms_up_then_takes_turns_and_rotates_on_request():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = bench.interleaved(fns, rounds=3, warmup=1)
+    assert calls == list("abc") + list("abc") * 3                      # warm-up, then one call each per round
+    assert list(times) == list("abc") and all(len(t) == 3 and min(t) >= 0 for t in times.values())
+    calls.clear()
+    bench.interleaved(fns, rounds=3, warmup=0, rotate=True)
+    assert calls == list("abc") + list("bca") + list("cab")            # who goes first moves each round
+    with pytest.raises(ValueError, match="rounds: expected a positive int, got 0"):
+        bench.interleaved(fns, rounds=0)
